@@ -1,0 +1,87 @@
+/**
+ * createApp(deps): the Express app and nothing else — no listen, no process.*, no env reads.
+ * Services are built here from the injected clients, so tests can pass fakes for every edge.
+ */
+import express, { type Express } from 'express';
+import helmet from 'helmet';
+import { rateLimit } from 'express-rate-limit';
+import type { Config } from './config';
+import type { Logger } from './logger';
+import type { OllamaClient } from './clients/ollama.types';
+import { AppError } from './errors';
+import { authenticate } from './http/auth';
+import { errorBody, errorHandler, notFoundHandler } from './http/error-handler';
+import { generationRoutes } from './http/generation.routes';
+import { inferenceRoutes } from './http/inference.routes';
+import { requestContext } from './http/request-context';
+import { healthRoutes, modelRoutes } from './http/status.routes';
+import { EmbeddingService } from './services/embedding.service';
+import { GenerationService } from './services/generation.service';
+import { GpuQueue } from './services/gpu-queue';
+import { HealthService } from './services/health.service';
+import { ModelCatalog } from './services/model-catalog.service';
+import { OllamaState } from './services/ollama-state';
+import { StructuredService } from './services/structured.service';
+
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  ollama: OllamaClient;
+  /** Built by main.ts so it can drain it on shutdown; made here when absent. */
+  queue?: GpuQueue;
+  state?: OllamaState;
+}
+
+export function createApp(deps: AppDeps): Express {
+  const { config, logger, ollama } = deps;
+  const queue =
+    deps.queue ??
+    new GpuQueue({ maxConcurrent: config.queue.maxConcurrent, maxQueue: config.queue.maxQueue, timeoutMs: config.queue.timeoutS * 1000 });
+  const state = deps.state ?? new OllamaState();
+  const catalog = new ModelCatalog(ollama, config.models);
+  const generation = new GenerationService({ config, ollama, catalog, queue, state });
+  const structured = new StructuredService(generation, config.structured.maxAttempts);
+  const embeddings = new EmbeddingService(generation, ollama, config);
+  const health = new HealthService(ollama, catalog, state, config.models.default, config.health.cacheTtlS, logger);
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.trustProxy);
+  app.set('etag', false);
+  app.use(requestContext(logger));
+  app.use(helmet());
+
+  // Liveness and readiness: no auth on /health; /ready follows the auth rule like everything else.
+  const status = healthRoutes(health);
+  app.get('/health', status);
+
+  app.use(authenticate(config.auth));
+  app.use(status);
+
+  if (config.rateLimitPerMin > 0) {
+    app.use(
+      '/v1',
+      rateLimit({
+        windowMs: 60_000,
+        limit: config.rateLimitPerMin,
+        standardHeaders: 'draft-8',
+        legacyHeaders: false,
+        keyGenerator: (req) => (req as typeof req & { auth?: { user?: string } }).auth?.user ?? req.ip ?? 'unknown',
+        handler: (req, res) => {
+          const err = new AppError('RATE_LIMITED', 429, 'Too many requests', { retryAfterS: 60, hint: `At most ${config.rateLimitPerMin} requests a minute.` });
+          res.setHeader('Retry-After', '60');
+          res.status(429).json(errorBody(err, req.id));
+        },
+      }),
+    );
+  }
+
+  app.use(express.json({ limit: config.bodyLimit, type: ['application/json', 'application/*+json'] }));
+  app.use('/v1', modelRoutes(catalog, config.models));
+  app.use('/v1', generationRoutes(generation));
+  app.use('/v1', inferenceRoutes(structured, embeddings));
+
+  app.use(notFoundHandler);
+  app.use(errorHandler);
+  return app;
+}

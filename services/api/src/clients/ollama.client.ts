@@ -1,0 +1,327 @@
+/**
+ * The only module that talks HTTP to Ollama and the only one that knows axios.
+ * Every foreign error is translated into an AppError here.
+ *
+ * - One keep-alive agent for all calls (pooled sockets).
+ * - Generation always streams upstream (even for stream:false callers), so no byte-less wait is
+ *   bounded by anything but our own first-chunk/idle timers (undici/Cloudflare limits never bite).
+ * - Retries (axios-retry, exponential backoff with jitter): idempotent GETs on network errors and
+ *   5xx; a POST only when the connection was reset before any response (a stale pooled socket).
+ *   Connection refused on a POST is never retried: callers must be able to fall back fast.
+ *   shouldResetTimeout: true — each retry gets the full connect timeout again.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { Readable } from 'node:stream';
+import axios, { AxiosError, type AxiosInstance, type AxiosResponse } from 'axios';
+import axiosRetry, { exponentialDelay, isNetworkError } from 'axios-retry';
+import {
+  AppError,
+  ClientClosedError,
+  InsufficientMemoryError,
+  ModelNotFoundError,
+  OllamaUnavailableError,
+  QueueFullError,
+  UpstreamError,
+  UpstreamRejectedError,
+  UpstreamTimeoutError,
+} from '../errors';
+import type {
+  OllamaChatChunk,
+  OllamaChatRequest,
+  OllamaClient,
+  OllamaEmbedRequest,
+  OllamaEmbedResponse,
+  OllamaGenerateChunk,
+  OllamaGenerateRequest,
+  OllamaPullProgress,
+  OllamaRunningModel,
+  OllamaShowResponse,
+  OllamaTag,
+  StreamCallOptions,
+} from './ollama.types';
+
+export interface OllamaClientOptions {
+  baseUrl: string;
+  /** Timeout for the small JSON calls (tags, ps, version, show, delete). */
+  requestTimeoutMs: number;
+  retries: number;
+}
+
+const OOM_PATTERN =
+  /out[ -]of[ -]memory|requires more system memory|unable to load full model|too large for system memory|cudaMalloc failed|failed to allocate|insufficient memory/i;
+const LOAD_TIMEOUT_PATTERN = /timed out waiting for llama/i;
+const QUEUE_FULL_PATTERN = /server busy|maximum pending requests/i;
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ERR_NETWORK']);
+
+/** Maps one Ollama error (status + its `error` text) to our error model. Exported for tests. */
+export function mapOllamaError(status: number, upstreamMessage: string, model?: string): AppError {
+  const msg = upstreamMessage || `HTTP ${status}`;
+  const details = { upstreamStatus: status };
+  if (status === 404 && /not found/i.test(msg) && model) return new ModelNotFoundError(model, { details });
+  if (status === 404) return new UpstreamError(`Ollama answered 404: ${msg}`, { details });
+  if (QUEUE_FULL_PATTERN.test(msg) || status === 503) {
+    return new QueueFullError("Ollama's own queue is full", 5, { details });
+  }
+  if (OOM_PATTERN.test(msg)) return new InsufficientMemoryError(msg, { details });
+  if (LOAD_TIMEOUT_PATTERN.test(msg)) {
+    return new UpstreamTimeoutError(model, 0, {
+      details,
+      hint: 'Ollama gave up loading the model (OLLAMA_LOAD_TIMEOUT). Check disk speed and free VRAM, or use a smaller model.',
+    });
+  }
+  if (status === 499) return new ClientClosedError();
+  if (status === 403) {
+    return new UpstreamError('Ollama refused the request (403): its Host/Origin check', {
+      details,
+      hint: 'Set OLLAMA_ORIGINS on the Ollama side, or make sure no Origin header reaches it.',
+    });
+  }
+  if (status >= 400 && status < 500) return new UpstreamRejectedError(msg, { details });
+  return new UpstreamError(`Ollama failed: ${msg}`, {
+    details,
+    hint: /unexpectedly stopped|terminated/i.test(msg)
+      ? 'The model runner crashed, often from lack of VRAM/RAM. Try a smaller model or NUM_CTX, or restart Ollama (POST /admin/ollama/restart).'
+      : 'See the ollama logs (`make logs`) for details.',
+  });
+}
+
+function isAbort(err: unknown): boolean {
+  return axios.isCancel(err) || (err instanceof Error && (err.name === 'AbortError' || err.name === 'CanceledError'));
+}
+
+/** Translates a transport failure (no usable HTTP answer) into our error model. */
+function mapTransportError(err: unknown, baseUrl: string, model: string | undefined, timeoutS: number): AppError {
+  if (err instanceof AppError) return err;
+  const code = (err as AxiosError)?.code ?? (err as NodeJS.ErrnoException)?.code;
+  if (code === 'ECONNABORTED' || code === 'ETIMEDOUT') return new UpstreamTimeoutError(model, timeoutS, { cause: err });
+  if (code && CONNECTION_CODES.has(code)) {
+    return new OllamaUnavailableError(`Ollama is not reachable at ${baseUrl} (${code})`, { cause: err });
+  }
+  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE') {
+    return new UpstreamError('Ollama closed the connection unexpectedly', { cause: err });
+  }
+  return new UpstreamError('Unexpected failure talking to Ollama', { cause: err });
+}
+
+async function readAll(stream: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function errorText(body: string): string {
+  try {
+    const parsed = JSON.parse(body) as { error?: unknown };
+    if (typeof parsed.error === 'string') return parsed.error;
+    if (parsed.error && typeof parsed.error === 'object' && 'message' in parsed.error) {
+      return String((parsed.error as { message: unknown }).message);
+    }
+  } catch {
+    /* not JSON: use the text */
+  }
+  return body.trim().slice(0, 500);
+}
+
+/**
+ * Runs `fn` under a deadline that the caller re-arms: first wait `firstMs`, then `idleMs` per
+ * `touch()`. Aborts the upstream request when the deadline passes or the caller's signal fires.
+ */
+class Deadline {
+  readonly controller = new AbortController();
+  timedOut = false;
+  private timer?: NodeJS.Timeout;
+  private readonly onCallerAbort = () => this.controller.abort();
+
+  constructor(private readonly opts: StreamCallOptions) {
+    if (opts.signal?.aborted) this.controller.abort();
+    opts.signal?.addEventListener('abort', this.onCallerAbort, { once: true });
+    this.arm(opts.firstChunkTimeoutMs);
+  }
+
+  arm(ms: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timedOut = true;
+      this.controller.abort();
+    }, ms);
+    this.timer.unref?.();
+  }
+
+  touch(): void {
+    this.arm(this.opts.idleTimeoutMs);
+  }
+
+  callerAborted(): boolean {
+    return Boolean(this.opts.signal?.aborted);
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
+    this.opts.signal?.removeEventListener('abort', this.onCallerAbort);
+  }
+}
+
+export function createOllamaClient(opts: OllamaClientOptions): OllamaClient {
+  const baseUrl = opts.baseUrl.replace(/\/+$/, '');
+  const agentOpts = { keepAlive: true, maxSockets: 64, keepAliveMsecs: 10_000 };
+  const http_: AxiosInstance = axios.create({
+    baseURL: baseUrl,
+    timeout: opts.requestTimeoutMs,
+    httpAgent: new http.Agent(agentOpts),
+    httpsAgent: new https.Agent(agentOpts),
+    validateStatus: () => true,
+    maxContentLength: Infinity,
+    maxBodyLength: Infinity,
+    // Ollama's CORS layer answers 403 to unknown origins; we never send one.
+    headers: { 'User-Agent': 'ai-local-core-api' },
+    proxy: false,
+  });
+
+  axiosRetry(http_, {
+    retries: opts.retries,
+    shouldResetTimeout: true,
+    retryDelay: (count, err) => exponentialDelay(count, err, 100),
+    retryCondition: (err) => {
+      const method = (err.config?.method ?? 'get').toLowerCase();
+      if (method === 'get' || method === 'head') return isNetworkError(err) || err.code === 'ECONNRESET';
+      // A POST is retried only when the pooled socket was dead before any response came back.
+      return !err.response && err.code === 'ECONNRESET';
+    },
+  });
+
+  const timeoutS = Math.round(opts.requestTimeoutMs / 1000);
+
+  async function getJson<T>(method: 'get' | 'post' | 'delete', path: string, body?: unknown, model?: string, signal?: AbortSignal): Promise<T> {
+    let res: AxiosResponse<string>;
+    try {
+      res = await http_.request<string>({ method, url: path, data: body, signal, responseType: 'text', transformResponse: (d) => d });
+    } catch (err) {
+      if (isAbort(err)) throw new ClientClosedError();
+      throw mapTransportError(err, baseUrl, model, timeoutS);
+    }
+    if (res.status >= 400) throw mapOllamaError(res.status, errorText(res.data ?? ''), model);
+    if (!res.data) return undefined as T;
+    try {
+      return JSON.parse(res.data) as T;
+    } catch (err) {
+      throw new UpstreamError(`Ollama sent invalid JSON on ${path}`, { cause: err });
+    }
+  }
+
+  /** POSTs with stream:true and yields each NDJSON object. An `{"error"}` line is thrown, mapped. */
+  async function* streamNdjson<T>(path: string, body: Record<string, unknown>, model: string | undefined, o: StreamCallOptions): AsyncGenerator<T> {
+    const deadline = new Deadline(o);
+    const timeoutFor = () => Math.round((deadline.timedOut && !seenFirst ? o.firstChunkTimeoutMs : o.idleTimeoutMs) / 1000);
+    let seenFirst = false;
+    try {
+      let res: AxiosResponse<Readable>;
+      try {
+        res = await http_.request<Readable>({
+          method: 'post',
+          url: path,
+          data: { ...body, stream: true },
+          responseType: 'stream',
+          signal: deadline.controller.signal,
+          timeout: 0, // our Deadline bounds the wait instead (a cold load sends no byte for a while)
+        });
+      } catch (err) {
+        if (deadline.timedOut) throw new UpstreamTimeoutError(model, timeoutFor(), { cause: err });
+        if (deadline.callerAborted() || isAbort(err)) throw new ClientClosedError();
+        throw mapTransportError(err, baseUrl, model, timeoutFor());
+      }
+      if (res.status >= 400) {
+        const text = await readAll(res.data).catch(() => '');
+        throw mapOllamaError(res.status, errorText(text), model);
+      }
+      let buffered = '';
+      try {
+        for await (const piece of res.data) {
+          seenFirst = true;
+          deadline.touch();
+          buffered += Buffer.isBuffer(piece) ? piece.toString('utf8') : String(piece);
+          let nl: number;
+          while ((nl = buffered.indexOf('\n')) >= 0) {
+            const line = buffered.slice(0, nl).trim();
+            buffered = buffered.slice(nl + 1);
+            if (!line) continue;
+            yield parseLine<T>(line, model);
+          }
+        }
+      } catch (err) {
+        if (err instanceof AppError) throw err;
+        if (deadline.timedOut) throw new UpstreamTimeoutError(model, timeoutFor(), { cause: err });
+        if (deadline.callerAborted()) throw new ClientClosedError();
+        throw mapTransportError(err, baseUrl, model, timeoutFor());
+      }
+      if (buffered.trim()) yield parseLine<T>(buffered.trim(), model);
+      if (deadline.timedOut) throw new UpstreamTimeoutError(model, timeoutFor());
+    } finally {
+      deadline.dispose();
+      // Returning early (caller stopped iterating) aborts the upstream request: frees the GPU.
+      deadline.controller.abort();
+    }
+  }
+
+  function parseLine<T>(line: string, model: string | undefined): T {
+    let obj: unknown;
+    try {
+      obj = JSON.parse(line);
+    } catch (err) {
+      throw new UpstreamError('Ollama sent a malformed stream line', { cause: err });
+    }
+    if (obj && typeof obj === 'object' && typeof (obj as { error?: unknown }).error === 'string') {
+      // Mid-stream errors arrive after a 200; the status inside is unknown: treat as a 500.
+      throw mapOllamaError(500, (obj as { error: string }).error, model);
+    }
+    return obj as T;
+  }
+
+  return {
+    baseUrl,
+    async version(signal) {
+      const r = await getJson<{ version: string }>('get', '/api/version', undefined, undefined, signal);
+      return r.version;
+    },
+    async tags(signal) {
+      const r = await getJson<{ models?: OllamaTag[] }>('get', '/api/tags', undefined, undefined, signal);
+      return r?.models ?? [];
+    },
+    async ps(signal) {
+      const r = await getJson<{ models?: OllamaRunningModel[] }>('get', '/api/ps', undefined, undefined, signal);
+      return r?.models ?? [];
+    },
+    show(model, signal) {
+      return getJson<OllamaShowResponse>('post', '/api/show', { model }, model, signal);
+    },
+    generate(req: OllamaGenerateRequest, o) {
+      return streamNdjson<OllamaGenerateChunk>('/api/generate', { ...req }, req.model, o);
+    },
+    chat(req: OllamaChatRequest, o) {
+      return streamNdjson<OllamaChatChunk>('/api/chat', { ...req }, req.model, o);
+    },
+    async embed(req: OllamaEmbedRequest, o) {
+      const deadline = new Deadline(o);
+      try {
+        return await getJson<OllamaEmbedResponse>('post', '/api/embed', req, req.model, deadline.controller.signal);
+      } catch (err) {
+        if (deadline.timedOut) throw new UpstreamTimeoutError(req.model, Math.round(o.firstChunkTimeoutMs / 1000));
+        throw err;
+      } finally {
+        deadline.dispose();
+      }
+    },
+    pull(model, o) {
+      return streamNdjson<OllamaPullProgress>('/api/pull', { model }, undefined, o);
+    },
+    async deleteModel(model, signal) {
+      await getJson<unknown>('delete', '/api/delete', { model }, model, signal);
+    },
+    async setLoaded(model, keepAlive, o, options) {
+      const body = { model, prompt: '', keep_alive: keepAlive, ...(options ? { options } : {}) };
+      for await (const _chunk of streamNdjson<OllamaGenerateChunk>('/api/generate', body, model, o)) {
+        /* the load/unload answer is a single done chunk */
+      }
+    },
+  };
+}

@@ -1,0 +1,147 @@
+/** Ollama's wire types (see shared/reference/ollama-api.md §1). Only the fields the gateway reads. */
+
+export interface OllamaModelDetails {
+  parent_model?: string;
+  format?: string;
+  family?: string;
+  families?: string[] | null;
+  parameter_size?: string;
+  quantization_level?: string;
+}
+
+export interface OllamaTag {
+  name: string;
+  model: string;
+  modified_at: string;
+  size: number;
+  digest: string;
+  details: OllamaModelDetails;
+  capabilities?: string[];
+}
+
+export interface OllamaRunningModel {
+  name: string;
+  model: string;
+  size: number;
+  digest: string;
+  details: OllamaModelDetails;
+  expires_at: string;
+  size_vram: number;
+  context_length?: number;
+}
+
+export interface OllamaMetrics {
+  total_duration?: number;
+  load_duration?: number;
+  prompt_eval_count?: number;
+  prompt_eval_duration?: number;
+  eval_count?: number;
+  eval_duration?: number;
+}
+
+export interface OllamaMessage {
+  role: 'system' | 'user' | 'assistant' | 'tool';
+  content: string;
+  images?: string[];
+  thinking?: string;
+  tool_calls?: unknown[];
+  tool_name?: string;
+}
+
+export interface OllamaGenerateRequest {
+  model: string;
+  prompt: string;
+  system?: string;
+  images?: string[];
+  format?: 'json' | Record<string, unknown>;
+  options?: Record<string, unknown>;
+  keep_alive?: string | number;
+  think?: boolean | string;
+  raw?: boolean;
+}
+
+export interface OllamaChatRequest {
+  model: string;
+  messages: OllamaMessage[];
+  format?: 'json' | Record<string, unknown>;
+  options?: Record<string, unknown>;
+  keep_alive?: string | number;
+  tools?: unknown[];
+  think?: boolean | string;
+}
+
+export interface OllamaGenerateChunk extends OllamaMetrics {
+  model: string;
+  created_at: string;
+  response: string;
+  thinking?: string;
+  done: boolean;
+  done_reason?: string;
+}
+
+export interface OllamaChatChunk extends OllamaMetrics {
+  model: string;
+  created_at: string;
+  message: OllamaMessage;
+  done: boolean;
+  done_reason?: string;
+}
+
+export interface OllamaEmbedRequest {
+  model: string;
+  input: string | string[];
+  truncate?: boolean;
+  keep_alive?: string | number;
+  options?: Record<string, unknown>;
+}
+
+export interface OllamaEmbedResponse {
+  model: string;
+  embeddings: number[][];
+  total_duration?: number;
+  load_duration?: number;
+  prompt_eval_count?: number;
+}
+
+export interface OllamaPullProgress {
+  status: string;
+  digest?: string;
+  total?: number;
+  completed?: number;
+}
+
+export interface OllamaShowResponse {
+  details?: OllamaModelDetails;
+  capabilities?: string[];
+  model_info?: Record<string, unknown>;
+  parameters?: string;
+  template?: string;
+  modelfile?: string;
+}
+
+/** Per-call options: timeouts are on the wait for the next chunk, not on the whole generation. */
+export interface StreamCallOptions {
+  signal?: AbortSignal;
+  /** Wait allowed for the first byte (includes a cold model load). */
+  firstChunkTimeoutMs: number;
+  /** Wait allowed between two chunks once streaming started. */
+  idleTimeoutMs: number;
+}
+
+export interface OllamaClient {
+  readonly baseUrl: string;
+  version(signal?: AbortSignal): Promise<string>;
+  tags(signal?: AbortSignal): Promise<OllamaTag[]>;
+  ps(signal?: AbortSignal): Promise<OllamaRunningModel[]>;
+  show(model: string, signal?: AbortSignal): Promise<OllamaShowResponse>;
+  generate(req: OllamaGenerateRequest, opts: StreamCallOptions): AsyncIterable<OllamaGenerateChunk>;
+  chat(req: OllamaChatRequest, opts: StreamCallOptions): AsyncIterable<OllamaChatChunk>;
+  embed(req: OllamaEmbedRequest, opts: StreamCallOptions): Promise<OllamaEmbedResponse>;
+  pull(model: string, opts: StreamCallOptions): AsyncIterable<OllamaPullProgress>;
+  deleteModel(model: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * Load (keepAlive > 0 or -1) or unload (keepAlive 0) a model with an empty generate. Pass the same
+   * runner options (num_ctx) as real calls, or the next real call reloads the model.
+   */
+  setLoaded(model: string, keepAlive: string | number, opts: StreamCallOptions, options?: Record<string, unknown>): Promise<void>;
+}

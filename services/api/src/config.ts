@@ -1,0 +1,198 @@
+import Joi from 'joi';
+import { ConfigError } from './errors';
+
+/**
+ * All configuration comes from the environment, validated once at start-up.
+ * UPPER_SNAKE keys map to a nested, frozen camelCase object. Every bad key is reported at once.
+ */
+
+export interface User {
+  name: string;
+  password: string;
+}
+
+export interface Config {
+  port: number;
+  host: string;
+  logLevel: string;
+  trustProxy: boolean | number | string;
+  bodyLimit: string;
+  ollama: {
+    baseUrl: string;
+    /** Seconds to wait for Ollama for a model without its own entry in modelTimeouts. */
+    requestTimeoutS: number;
+    /** Per-model wait (seconds) for the next chunk from Ollama. */
+    modelTimeoutsS: Record<string, number>;
+    /** Extra seconds allowed for the first chunk when the model is not loaded (cold load). */
+    loadAllowanceS: number;
+    /** Connect timeout for "is Ollama there at all": short, so callers can fall back fast. */
+    connectTimeoutMs: number;
+    retries: number;
+    keepAlive: string;
+  };
+  models: {
+    default: string;
+    embed: string;
+    vision: string;
+    aliases: Record<string, string>;
+    numCtx: number;
+    cacheTtlS: number;
+  };
+  defaults: { temperature: number; topP: number; topK: number };
+  queue: { maxConcurrent: number; maxQueue: number; timeoutS: number };
+  health: { cacheTtlS: number };
+  structured: { maxAttempts: number };
+  auth: { users: User[]; adminUsers: string[] };
+  shutdown: { graceS: number };
+  /** Requests per minute per user (or client address); 0 = off. nginx limits too, per address. */
+  rateLimitPerMin: number;
+  docker: { host: string; ollamaContainer: string; composeProject: string; restartWaitS: number };
+}
+
+const durationPattern = /^-?\d+(\.\d+)?(ns|us|µs|ms|s|m|h)([\d.]+(ns|us|µs|ms|s|m|h))*$|^-?\d+$/;
+
+const schema = Joi.object({
+  PORT: Joi.number().port().default(3000).description('Port the API listens on'),
+  HOST: Joi.string().default('0.0.0.0').description('Address the API binds to'),
+  LOG_LEVEL: Joi.string().valid('error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly').default('info'),
+  TRUST_PROXY: Joi.alternatives(Joi.boolean(), Joi.number().integer().min(0), Joi.string())
+    .default(false)
+    .description('Express trust proxy setting: hop count or address list (nginx in front = 1)'),
+  BODY_LIMIT: Joi.string().pattern(/^\d+(b|kb|mb)$/i).default('25mb').description('Largest JSON body (base64 images)'),
+
+  OLLAMA_BASE_URL: Joi.string().uri({ scheme: ['http', 'https'] }).default('http://ollama:11434'),
+  REQUEST_TIMEOUT_S: Joi.number().positive().default(120).description('Default per-model timeout'),
+  MODEL_TIMEOUTS: Joi.string().allow('').default('').description('model=seconds,... per-model timeouts'),
+  MODEL_LOAD_TIMEOUT_S: Joi.number().min(0).default(120).description('Extra allowance for a cold model load'),
+  OLLAMA_CONNECT_TIMEOUT_MS: Joi.number().integer().positive().default(2000),
+  OLLAMA_RETRIES: Joi.number().integer().min(0).max(10).default(2),
+  OLLAMA_KEEP_ALIVE: Joi.string().pattern(durationPattern).default('24h').description('keep_alive sent with every call'),
+
+  MODEL_DEFAULT: Joi.string().default('llama3.1:8b'),
+  MODEL_EMBED: Joi.string().default('nomic-embed-text'),
+  MODEL_VISION: Joi.string().default('llava:7b'),
+  MODEL_ALIASES: Joi.string().allow('').default('').description('alias=model,...'),
+  NUM_CTX: Joi.number().integer().min(256).max(1048576).default(4096),
+  MODELS_CACHE_TTL_S: Joi.number().min(0).default(30),
+
+  DEFAULT_TEMPERATURE: Joi.number().min(0).max(2).default(0.3),
+  DEFAULT_TOP_P: Joi.number().min(0).max(1).default(0.9),
+  DEFAULT_TOP_K: Joi.number().integer().min(0).default(40),
+
+  MAX_CONCURRENT: Joi.number().integer().min(1).max(64).default(1),
+  MAX_QUEUE: Joi.number().integer().min(0).max(10000).default(16),
+  QUEUE_TIMEOUT_S: Joi.number().positive().default(120),
+  HEALTH_CACHE_TTL_S: Joi.number().min(0).default(30),
+  STRUCTURED_MAX_ATTEMPTS: Joi.number().integer().min(1).max(5).default(2),
+
+  AUTH_USERS: Joi.string().allow('').default('').description('user:password,... (empty = auth off)'),
+  ADMIN_USERS: Joi.string().allow('').default('').description('comma list of user names from AUTH_USERS'),
+  SHUTDOWN_GRACE_S: Joi.number().min(0).default(20),
+  RATE_LIMIT_PER_MIN: Joi.number().integer().min(0).default(600),
+
+  DOCKER_HOST: Joi.string().default('unix:///var/run/docker.sock'),
+  OLLAMA_CONTAINER: Joi.string().allow('').default(''),
+  COMPOSE_PROJECT_NAME: Joi.string().allow('').default(''),
+  RESTART_WAIT_S: Joi.number().positive().default(90),
+})
+  .unknown(true)
+  .prefs({ errors: { label: 'key' }, abortEarly: false, convert: true });
+
+/** Parses `a=b,c=d` lists. Problems are pushed, not thrown, so every bad key is reported. */
+function parsePairs(key: string, raw: string, problems: string[]): Array<[string, string]> {
+  const pairs: Array<[string, string]> = [];
+  for (const item of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const eq = item.lastIndexOf('=');
+    if (eq <= 0 || eq === item.length - 1) {
+      problems.push(`${key}: entry "${item.split('=')[0]}" must look like name=value`);
+      continue;
+    }
+    pairs.push([item.slice(0, eq).trim(), item.slice(eq + 1).trim()]);
+  }
+  return pairs;
+}
+
+function parseUsers(raw: string, problems: string[]): User[] {
+  const users: User[] = [];
+  for (const item of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const colon = item.indexOf(':');
+    if (colon <= 0 || colon === item.length - 1) {
+      // Never echo the entry: it may be a password.
+      problems.push(`AUTH_USERS: entry #${users.length + 1} must look like user:password`);
+      continue;
+    }
+    users.push({ name: item.slice(0, colon), password: item.slice(colon + 1) });
+  }
+  return users;
+}
+
+function deepFreeze<T>(obj: T): T {
+  if (obj && typeof obj === 'object') {
+    Object.values(obj as Record<string, unknown>).forEach(deepFreeze);
+    Object.freeze(obj);
+  }
+  return obj;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const { value: v, error } = schema.validate(env);
+  const problems: string[] = error ? error.details.map((d) => d.message.replace(/ with value .*$/, '')) : [];
+
+  const modelTimeoutsS: Record<string, number> = {};
+  for (const [model, secs] of parsePairs('MODEL_TIMEOUTS', String(v.MODEL_TIMEOUTS ?? ''), problems)) {
+    const n = Number(secs);
+    if (!Number.isFinite(n) || n <= 0) problems.push(`MODEL_TIMEOUTS: "${model}" needs a positive number of seconds`);
+    else modelTimeoutsS[model] = n;
+  }
+  const aliases: Record<string, string> = {};
+  for (const [alias, model] of parsePairs('MODEL_ALIASES', String(v.MODEL_ALIASES ?? ''), problems)) aliases[alias] = model;
+
+  const users = parseUsers(String(v.AUTH_USERS ?? ''), problems);
+  const adminUsers = String(v.ADMIN_USERS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const admin of adminUsers) {
+    if (!users.some((u) => u.name === admin)) problems.push(`ADMIN_USERS: "${admin}" is not a user in AUTH_USERS`);
+  }
+
+  if (problems.length) throw new ConfigError(problems);
+
+  return deepFreeze<Config>({
+    port: v.PORT,
+    host: v.HOST,
+    logLevel: v.LOG_LEVEL,
+    trustProxy: v.TRUST_PROXY,
+    bodyLimit: v.BODY_LIMIT,
+    ollama: {
+      baseUrl: String(v.OLLAMA_BASE_URL).replace(/\/+$/, ''),
+      requestTimeoutS: v.REQUEST_TIMEOUT_S,
+      modelTimeoutsS,
+      loadAllowanceS: v.MODEL_LOAD_TIMEOUT_S,
+      connectTimeoutMs: v.OLLAMA_CONNECT_TIMEOUT_MS,
+      retries: v.OLLAMA_RETRIES,
+      keepAlive: v.OLLAMA_KEEP_ALIVE,
+    },
+    models: {
+      default: v.MODEL_DEFAULT,
+      embed: v.MODEL_EMBED,
+      vision: v.MODEL_VISION,
+      aliases,
+      numCtx: v.NUM_CTX,
+      cacheTtlS: v.MODELS_CACHE_TTL_S,
+    },
+    defaults: { temperature: v.DEFAULT_TEMPERATURE, topP: v.DEFAULT_TOP_P, topK: v.DEFAULT_TOP_K },
+    queue: { maxConcurrent: v.MAX_CONCURRENT, maxQueue: v.MAX_QUEUE, timeoutS: v.QUEUE_TIMEOUT_S },
+    health: { cacheTtlS: v.HEALTH_CACHE_TTL_S },
+    structured: { maxAttempts: v.STRUCTURED_MAX_ATTEMPTS },
+    auth: { users, adminUsers },
+    shutdown: { graceS: v.SHUTDOWN_GRACE_S },
+    rateLimitPerMin: v.RATE_LIMIT_PER_MIN,
+    docker: {
+      host: v.DOCKER_HOST,
+      ollamaContainer: v.OLLAMA_CONTAINER,
+      composeProject: v.COMPOSE_PROJECT_NAME,
+      restartWaitS: v.RESTART_WAIT_S,
+    },
+  });
+}

@@ -1,0 +1,48 @@
+/**
+ * HTTP basic auth (express-basic-auth: timing-safe comparison of user and password, per its
+ * README's "Timing attacks" section) and the admin gate. When AUTH_USERS is empty, auth is off
+ * (main.ts warns loudly) and admin routes are closed, never open.
+ */
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import basicAuth from 'express-basic-auth';
+import type { Config } from '../config';
+import { ForbiddenError, UnauthorizedError } from '../errors';
+import { errorBody } from './error-handler';
+
+export function authenticate(auth: Config['auth']): RequestHandler {
+  if (auth.users.length === 0) return (_req, _res, next) => next();
+  const users = Object.fromEntries(auth.users.map((u) => [u.name, u.password]));
+  return basicAuth({
+    authorizer: (user: string, password: string) => {
+      // Compare against every user so the time taken does not reveal which names exist.
+      let ok = false;
+      for (const [name, pw] of Object.entries(users)) {
+        const match = Number(basicAuth.safeCompare(user, name)) & Number(basicAuth.safeCompare(password, pw));
+        ok = ok || Boolean(match);
+      }
+      return ok;
+    },
+    challenge: true,
+    realm: 'ai-local-core',
+    unauthorizedResponse: (req: Request) => errorBody(new UnauthorizedError(req.get('authorization') ? 'Invalid credentials' : 'Authentication required'), req.id),
+  });
+}
+
+export function requireAdmin(auth: Config['auth']): RequestHandler {
+  return (req: Request, _res: Response, next: NextFunction) => {
+    const user = (req as Request & { auth?: { user?: string } }).auth?.user;
+    if (auth.users.length === 0) {
+      next(new ForbiddenError('Admin routes are closed while auth is off: set AUTH_USERS and ADMIN_USERS'));
+      return;
+    }
+    if (!user) {
+      next(new UnauthorizedError());
+      return;
+    }
+    if (!auth.adminUsers.includes(user)) {
+      next(new ForbiddenError());
+      return;
+    }
+    next();
+  };
+}

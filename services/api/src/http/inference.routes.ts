@@ -1,0 +1,42 @@
+/** POST /v1/structured and /v1/embeddings. */
+import { Router } from 'express';
+import Joi from 'joi';
+import type { EmbeddingService } from '../services/embedding.service';
+import type { StructuredService } from '../services/structured.service';
+import { clientGone } from './request-context';
+import { messageSchema, modelName, optionsSchema } from './schemas';
+import { validate } from './validate';
+
+const structuredBody = Joi.object({
+  prompt: Joi.string().min(1).max(1_000_000),
+  messages: Joi.array().items(messageSchema).min(1).max(500),
+  schema: Joi.object().unknown(true).required(),
+  model: modelName,
+  system: Joi.string().allow('').max(100_000),
+  options: optionsSchema,
+})
+  .xor('prompt', 'messages')
+  .required();
+
+const embeddingsBody = Joi.object({
+  input: Joi.alternatives(Joi.string().min(1).max(1_000_000), Joi.array().items(Joi.string().min(1).max(1_000_000)).min(1).max(512)).required(),
+  model: modelName,
+}).required();
+
+export function inferenceRoutes(structured: StructuredService, embeddings: EmbeddingService): Router {
+  const router = Router();
+
+  router.post('/structured', validate({ body: structuredBody }), async (req, res) => {
+    const r = await structured.run(req.body, clientGone(res));
+    res.locals.log = { model: r.model, attempts: r.attempts, tokens: r.usage.completion_tokens };
+    res.json({ data: r.data, attempts: r.attempts, model: r.model, usage: r.usage });
+  });
+
+  router.post('/embeddings', validate({ body: embeddingsBody }), async (req, res) => {
+    const r = await embeddings.embed(req.body.input, req.body.model, clientGone(res));
+    res.locals.log = { model: r.model, inputs: r.embeddings.length };
+    res.json(r);
+  });
+
+  return router;
+}

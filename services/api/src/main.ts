@@ -1,0 +1,81 @@
+/**
+ * Composition root: loadConfig → createLogger → clients → createApp → listen → signals.
+ * The only file that reads process.env or calls process.exit.
+ */
+import type { Server } from 'node:http';
+import { createApp } from './app';
+import { createOllamaClient } from './clients/ollama.client';
+import { loadConfig, type Config } from './config';
+import { ConfigError, ServiceShuttingDownError } from './errors';
+import { createLogger } from './logger';
+import { GpuQueue } from './services/gpu-queue';
+import { OllamaState } from './services/ollama-state';
+
+function start(): void {
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      // Keys only, never values: some are secrets.
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+
+  const logger = createLogger({ level: config.logLevel });
+  process.on('unhandledRejection', (reason) => {
+    logger.error('unhandled rejection', { err: reason });
+    process.exit(1);
+  });
+  process.on('uncaughtException', (err) => {
+    logger.error('uncaught exception', { err });
+    process.exit(1);
+  });
+
+  if (config.auth.users.length === 0) {
+    logger.warn('AUTH IS OFF: AUTH_USERS is empty, every route is open to anyone who can reach this port. Set AUTH_USERS before exposing it.');
+  }
+
+  const ollama = createOllamaClient({
+    baseUrl: config.ollama.baseUrl,
+    requestTimeoutMs: Math.max(config.ollama.connectTimeoutMs, 10_000),
+    retries: config.ollama.retries,
+  });
+  const queue = new GpuQueue({ maxConcurrent: config.queue.maxConcurrent, maxQueue: config.queue.maxQueue, timeoutMs: config.queue.timeoutS * 1000 });
+  const state = new OllamaState();
+  const app = createApp({ config, logger, ollama, queue, state });
+
+  const server: Server = app.listen(config.port, config.host, () => {
+    logger.info('listening', {
+      port: config.port,
+      ollama: config.ollama.baseUrl,
+      defaultModel: config.models.default,
+      auth: config.auth.users.length > 0,
+      maxConcurrent: config.queue.maxConcurrent,
+      maxQueue: config.queue.maxQueue,
+    });
+  });
+  // Generations can be long; Node's defaults would cut slow uploads of big images.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 65_000;
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('shutting down', { signal, running: queue.activeCount, queued: queue.queuedCount });
+    server.close();
+    queue.rejectWaiting(new ServiceShuttingDownError());
+    const drained = await queue.drain(config.shutdown.graceS * 1000);
+    if (!drained) logger.warn('grace period over: ending running generations', { running: queue.activeCount });
+    server.closeAllConnections();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+start();

@@ -1,0 +1,188 @@
+/**
+ * Text and chat generation: model resolution and validation, the GPU queue, per-model timeouts
+ * (with the cold-load allowance), pinned runner options, and usage figures. Routes decide whether
+ * the events are streamed or collected.
+ */
+import type { Config } from '../config';
+import { UpstreamError } from '../errors';
+import type { OllamaChatChunk, OllamaClient, OllamaGenerateChunk, OllamaMessage, OllamaMetrics, StreamCallOptions } from '../clients/ollama.types';
+import type { ModelCatalog } from './model-catalog.service';
+import type { GpuQueue, Slot, Ticket } from './gpu-queue';
+import type { OllamaState } from './ollama-state';
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  total_ms: number;
+  load_ms: number;
+  prompt_eval_ms: number;
+  eval_ms: number;
+  tokens_per_second: number | null;
+}
+
+export type GenEvent =
+  | { type: 'delta'; text: string; thinking?: string; toolCalls?: unknown[] }
+  | { type: 'done'; doneReason: string; usage: Usage };
+
+export interface GenerateInput {
+  prompt: string;
+  system?: string;
+  images?: string[];
+  options?: Record<string, unknown>;
+  format?: 'json' | Record<string, unknown>;
+}
+
+export interface ChatInput {
+  messages: OllamaMessage[];
+  options?: Record<string, unknown>;
+  format?: 'json' | Record<string, unknown>;
+  tools?: unknown[];
+}
+
+export type GenRequest = { kind: 'generate'; input: GenerateInput } | { kind: 'chat'; input: ChatInput };
+
+/** An admitted request: it holds (or waits for) a queue place. */
+export interface Admission {
+  model: string;
+  ticket: Ticket;
+}
+
+export interface Collected {
+  text: string;
+  thinking: string;
+  toolCalls: unknown[];
+  doneReason: string;
+  usage: Usage;
+}
+
+const nsToMs = (ns?: number) => Math.round((ns ?? 0) / 1e6);
+
+export function usageFrom(m: OllamaMetrics): Usage {
+  const prompt = m.prompt_eval_count ?? 0;
+  const completion = m.eval_count ?? 0;
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    total_ms: nsToMs(m.total_duration),
+    load_ms: nsToMs(m.load_duration),
+    prompt_eval_ms: nsToMs(m.prompt_eval_duration),
+    eval_ms: nsToMs(m.eval_duration),
+    // docs/api.md: eval_count / eval_duration * 1e9
+    tokens_per_second: m.eval_duration ? Math.round((completion / m.eval_duration) * 1e9 * 10) / 10 : null,
+  };
+}
+
+export interface GenerationDeps {
+  config: Config;
+  ollama: OllamaClient;
+  catalog: ModelCatalog;
+  queue: GpuQueue;
+  state: OllamaState;
+}
+
+export class GenerationService {
+  constructor(private readonly deps: GenerationDeps) {}
+
+  /** Options sent on every call: plan defaults, the caller's, and the pinned context size. */
+  buildOptions(user: Record<string, unknown> = {}): Record<string, unknown> {
+    const d = this.deps.config.defaults;
+    return { temperature: d.temperature, top_p: d.topP, top_k: d.topK, ...user, num_ctx: this.deps.config.models.numCtx };
+  }
+
+  /** Upstream waits for a model: per-model timeout, plus the load allowance when it is cold. */
+  async timeoutsFor(model: string, signal?: AbortSignal): Promise<StreamCallOptions> {
+    const o = this.deps.config.ollama;
+    const perModelS = o.modelTimeoutsS[model] ?? o.modelTimeoutsS[model.replace(/:latest$/, '')] ?? o.requestTimeoutS;
+    const cold = !(await this.deps.catalog.isLoaded(model));
+    return {
+      signal,
+      firstChunkTimeoutMs: (perModelS + (cold ? o.loadAllowanceS : 0)) * 1000,
+      idleTimeoutMs: perModelS * 1000,
+    };
+  }
+
+  /**
+   * Everything that can refuse a request before a response starts: restart in progress, unknown
+   * model, full queue. Health, readiness and model listing never come here.
+   */
+  async admit(requestedModel: string | undefined, kind: 'chat' | 'embed' | 'vision', signal?: AbortSignal): Promise<Admission> {
+    this.deps.state.assertAvailable();
+    const model = this.deps.catalog.resolve(requestedModel, kind);
+    await this.deps.catalog.ensureInstalled(model);
+    return { model, ticket: this.deps.queue.admit(model, signal) };
+  }
+
+  /** Waits for the slot, runs the generation, yields its events, and always frees the slot. */
+  async *run(admission: Admission, req: GenRequest, signal: AbortSignal, onSlot?: (slot: Slot) => void): AsyncGenerator<GenEvent> {
+    const slot = await admission.ticket.slot;
+    onSlot?.(slot);
+    try {
+      this.deps.state.assertAvailable();
+      yield* this.upstream(admission.model, req, signal);
+    } finally {
+      slot.release();
+    }
+  }
+
+  /** One upstream generation, no queueing (the caller holds a slot). */
+  async *upstream(model: string, req: GenRequest, signal: AbortSignal): AsyncGenerator<GenEvent> {
+    const timeouts = await this.timeoutsFor(model, signal);
+    const keep_alive = this.deps.config.ollama.keepAlive;
+    const chunks: AsyncIterable<OllamaGenerateChunk | OllamaChatChunk> =
+      req.kind === 'generate'
+        ? this.deps.ollama.generate(
+            {
+              model,
+              prompt: req.input.prompt,
+              system: req.input.system,
+              images: req.input.images,
+              format: req.input.format,
+              options: this.buildOptions(req.input.options),
+              keep_alive,
+            },
+            timeouts,
+          )
+        : this.deps.ollama.chat(
+            {
+              model,
+              messages: req.input.messages,
+              format: req.input.format,
+              tools: req.input.tools,
+              options: this.buildOptions(req.input.options),
+              keep_alive,
+            },
+            timeouts,
+          );
+    for await (const chunk of chunks) {
+      const text = 'response' in chunk ? chunk.response : (chunk.message?.content ?? '');
+      const thinking = 'response' in chunk ? chunk.thinking : chunk.message?.thinking;
+      const toolCalls = 'message' in chunk ? chunk.message?.tool_calls : undefined;
+      if (text || thinking || toolCalls?.length) yield { type: 'delta', text, thinking, toolCalls };
+      if (chunk.done) {
+        this.deps.catalog.markLoaded(model);
+        yield { type: 'done', doneReason: chunk.done_reason ?? 'stop', usage: usageFrom(chunk) };
+        return;
+      }
+    }
+    throw new UpstreamError('Ollama ended the answer before it was complete');
+  }
+}
+
+/** Drains a generation into one result (for stream:false callers). */
+export async function collect(events: AsyncIterable<GenEvent>): Promise<Collected> {
+  let text = '';
+  let thinking = '';
+  const toolCalls: unknown[] = [];
+  for await (const ev of events) {
+    if (ev.type === 'delta') {
+      text += ev.text;
+      thinking += ev.thinking ?? '';
+      if (ev.toolCalls) toolCalls.push(...ev.toolCalls);
+    } else {
+      return { text, thinking, toolCalls, doneReason: ev.doneReason, usage: ev.usage };
+    }
+  }
+  throw new UpstreamError('Ollama ended the answer before it was complete');
+}

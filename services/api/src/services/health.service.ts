@@ -1,0 +1,83 @@
+/**
+ * Readiness: Ollama answers and the default model is installed. Cached for HEALTH_CACHE_TTL_S so
+ * a probe storm never reaches Ollama; `force` bypasses the cache. Never waits in the GPU queue.
+ */
+import { AppError } from '../errors';
+import type { OllamaClient } from '../clients/ollama.types';
+import type { Logger } from '../logger';
+import { normalizeModelName, type ModelCatalog } from './model-catalog.service';
+import type { OllamaState } from './ollama-state';
+
+export interface Readiness {
+  status: 'ready' | 'unavailable';
+  reason?: string;
+  code?: string;
+  ollama: { reachable: boolean; version: string | null; restarting: boolean };
+  defaultModel: { name: string; installed: boolean; loaded: boolean };
+  checkedAt: string;
+  cached: boolean;
+}
+
+export class HealthService {
+  private cache?: { value: Readiness; at: number };
+  private lastStatus?: string;
+
+  constructor(
+    private readonly ollama: OllamaClient,
+    private readonly catalog: ModelCatalog,
+    private readonly state: OllamaState,
+    private readonly defaultModel: string,
+    private readonly ttlS: number,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async readiness(force = false): Promise<Readiness> {
+    if (!force && this.cache && this.now() - this.cache.at < this.ttlS * 1000 && !this.state.restarting) {
+      return { ...this.cache.value, cached: true };
+    }
+    const value = await this.check();
+    this.cache = { value, at: this.now() };
+    if (value.status !== this.lastStatus) {
+      // Log upstream health on change only.
+      this.logger.log(value.status === 'ready' ? 'info' : 'warn', 'readiness changed', { status: value.status, reason: value.reason });
+      this.lastStatus = value.status;
+    }
+    return value;
+  }
+
+  invalidate(): void {
+    this.cache = undefined;
+  }
+
+  private async check(): Promise<Readiness> {
+    const base = {
+      ollama: { reachable: false, version: null as string | null, restarting: this.state.restarting },
+      defaultModel: { name: this.defaultModel, installed: false, loaded: false },
+      checkedAt: new Date(this.now()).toISOString(),
+      cached: false,
+    };
+    if (this.state.restarting) {
+      return { status: 'unavailable', code: 'OLLAMA_RESTARTING', reason: 'Ollama is being restarted', ...base };
+    }
+    try {
+      base.ollama.version = await this.ollama.version();
+      base.ollama.reachable = true;
+      const tags = await this.catalog.tags(true);
+      base.defaultModel.installed = tags.some((t) => normalizeModelName(t.name) === normalizeModelName(this.defaultModel));
+      base.defaultModel.loaded = await this.catalog.isLoaded(this.defaultModel);
+    } catch (err) {
+      const e = err instanceof AppError ? err : undefined;
+      return { status: 'unavailable', code: e?.code ?? 'INTERNAL', reason: e?.message ?? 'readiness check failed', ...base };
+    }
+    if (!base.defaultModel.installed) {
+      return {
+        status: 'unavailable',
+        code: 'MODEL_NOT_FOUND',
+        reason: `The default model '${this.defaultModel}' is not installed: run \`make pull MODEL=${this.defaultModel}\``,
+        ...base,
+      };
+    }
+    return { status: 'ready', ...base };
+  }
+}
