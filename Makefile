@@ -1,0 +1,55 @@
+# ai-local-core — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+COMPOSE := scripts/compose.sh
+MODEL ?=
+
+.PHONY: help init up dev dev-cpu down logs ps pull models tunnel-url local test test-api test-infra
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+init: ## create .env from .env.example with generated passwords (never overwrites)
+	@scripts/init-env.sh
+
+up: ## server: GPU + tunnel + production models (runs init if .env is missing)
+	@scripts/up.sh server
+
+dev: ## Mac: api + nginx in Docker, models on the native Ollama.app (Metal)
+	@scripts/up.sh dev
+
+dev-cpu: ## the ollama container on CPU, small models, no tunnel
+	@scripts/up.sh dev-cpu
+
+down: ## stop and remove the containers (the models volume stays)
+	@$(COMPOSE) last down --remove-orphans
+
+logs: ## follow the logs of all services
+	@$(COMPOSE) last logs -f --tail=200
+
+ps: ## state and health of the services
+	@$(COMPOSE) last ps
+
+pull: ## pull one more model: make pull MODEL=qwen2.5:7b
+	@test -n "$(MODEL)" || { echo "usage: make pull MODEL=name:tag"; exit 2; }
+	@if [ "$$(cat .stack-mode 2>/dev/null)" = dev ]; then ollama pull "$(MODEL)"; \
+	 else $(COMPOSE) last exec ollama ollama pull "$(MODEL)"; fi
+
+models: ## models present in ollama
+	@if [ "$$(cat .stack-mode 2>/dev/null)" = dev ]; then ollama list; \
+	 else $(COMPOSE) last exec ollama ollama list; fi
+
+tunnel-url: ## public URL of the Cloudflare quick tunnel
+	@scripts/tunnel-url.sh
+
+local: ## the stack without containers (system nginx + API), see scripts/local-stack.sh
+	@scripts/local-stack.sh
+
+test: test-api test-infra ## every test of the repo
+
+test-api: ## the API's own tests (jest)
+	cd services/api && npm ci --no-audit --no-fund && npx jest
+
+test-infra: ## compose files, nginx config, and the local stack through real nginx
+	cd services/api && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
+	node --test tests/

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# One place that knows which compose files make which combination (the Makefile calls this).
+#
+#   scripts/compose.sh MODE COMPOSE_ARGS...      e.g.  scripts/compose.sh server up -d --build
+#   MODE: server   docker-compose.yml [+ docker-compose.gpu.yml unless GPU=0]
+#                  [+ --profile tunnel unless TUNNEL=0 [+ compose/tunnel-named.yml if TUNNEL_TOKEN]]
+#         dev-cpu  docker-compose.yml + compose/dev-cpu.yml       (ollama container on CPU)
+#         dev      compose/dev.yml                                (Mac: native Ollama.app)
+#         last     the MODE of the last `up` (file .stack-mode), else server - for down/logs/ps
+#   GPU, TUNNEL, TUNNEL_TOKEN, AUTH_USERS, COMPOSE_PROJECT_NAME: environment first, then .env.
+#   COMPOSE_BIN: the compose command (default: `docker compose` if present, else `docker-compose`).
+#   --print  as first COMPOSE_ARG: print the top-level arguments instead of running compose.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+mode=${1:?usage: compose.sh server|dev|dev-cpu|last COMPOSE_ARGS...}
+shift
+
+# KEY=value from .env without sourcing it (values may contain $, spaces, quotes)
+env_get() {
+  local key=$1 val
+  if [ -n "${!key+x}" ]; then printf '%s' "${!key}"; return; fi
+  [ -f .env ] || return 0
+  val=$(sed -n "s/^[[:space:]]*$key[[:space:]]*=//p" .env | tail -n 1)
+  val=${val%$'\r'}
+  case $val in \"*\") val=${val#\"}; val=${val%\"};; \'*\') val=${val#\'}; val=${val%\'};; esac
+  printf '%s' "$val"
+}
+
+if [ "$mode" = last ]; then
+  mode=$(cat .stack-mode 2>/dev/null || echo server)
+fi
+
+args=(--project-directory "$root" -p "$(env_get COMPOSE_PROJECT_NAME)")
+[ -n "$(env_get COMPOSE_PROJECT_NAME)" ] || args=(--project-directory "$root" -p ai-local-core)
+case $mode in
+  server)
+    args+=(-f docker-compose.yml)
+    [ "$(env_get GPU)" = 0 ] || args+=(-f docker-compose.gpu.yml)
+    if [ "$(env_get TUNNEL)" != 0 ]; then
+      [ -z "$(env_get TUNNEL_TOKEN)" ] || args+=(-f compose/tunnel-named.yml)
+      args+=(--profile tunnel)
+    fi
+    ;;
+  dev-cpu) args+=(-f docker-compose.yml -f compose/dev-cpu.yml) ;;
+  dev) args+=(-f compose/dev.yml) ;;
+  *) echo "compose.sh: unknown mode '$mode' (server, dev, dev-cpu, last)" >&2; exit 2 ;;
+esac
+
+if [ "${1:-}" = --print ]; then printf '%s\n' "${args[@]}"; exit 0; fi
+
+sub=${1:-}
+if [ -z "$(env_get AUTH_USERS)" ]; then
+  case $sub in
+    up|create|start|run|restart)
+      echo "compose.sh: AUTH_USERS is empty in .env - refusing to start: the GPU is never served without auth." >&2
+      echo "            Run \`make init\` (new .env) or add user:password entries to AUTH_USERS." >&2
+      exit 1 ;;
+    *) export AUTH_USERS=placeholder:unused ;;  # down/logs/ps/config need no real users
+  esac
+fi
+[ "$sub" = up ] && echo "$mode" > .stack-mode
+
+if [ -n "${COMPOSE_BIN:-}" ]; then
+  read -r -a bin <<<"$COMPOSE_BIN"
+elif docker compose version >/dev/null 2>&1; then
+  bin=(docker compose)
+elif command -v docker-compose >/dev/null 2>&1; then
+  bin=(docker-compose)
+else
+  echo "compose.sh: neither \`docker compose\` nor \`docker-compose\` found - see scripts/setup-ubuntu.sh / setup-macos.sh" >&2
+  exit 1
+fi
+exec "${bin[@]}" "${args[@]}" "$@"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# `make up` / `make dev` / `make dev-cpu`: create .env if missing, start the combination, wait until
+# /health answers through nginx, say where the stack is.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+mode=${1:?usage: up.sh server|dev|dev-cpu}
+
+if [ ! -f .env ]; then
+  echo "up: no .env yet - running \`make init\` first"
+  scripts/init-env.sh
+fi
+env_get() { sed -n "s/^[[:space:]]*$1[[:space:]]*=//p" .env | tail -n 1; }
+
+if [ "$mode" = dev ]; then
+  # the Mac's native Ollama.app (Metal) serves the models; pull the small ones with its own CLI
+  if ! curl -fsS -m 3 -o /dev/null http://127.0.0.1:11434/api/version; then
+    echo "up: Ollama.app does not answer on 127.0.0.1:11434 - start it (scripts/setup-macos.sh), or use \`make dev-cpu\`" >&2
+    exit 1
+  fi
+  MODELS=$(env_get DEV_MODELS) WARM_MODEL=$(env_get DEV_MODEL_DEFAULT) WARM_KEEP_ALIVE=$(env_get OLLAMA_KEEP_ALIVE) \
+    OLLAMA_HOST=127.0.0.1:11434 sh docker/model-puller/pull-models.sh
+fi
+
+start=$(date +%s)
+scripts/compose.sh "$mode" up -d --build --remove-orphans
+
+port=${HTTP_PORT:-$(env_get HTTP_PORT)}; port=${port:-8080}
+printf 'up: waiting for http://127.0.0.1:%s/health ' "$port"
+for _ in $(seq 90); do
+  if curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null; then
+    echo "ok ($(( $(date +%s) - start )) s)"
+    echo "up: the API is at http://127.0.0.1:$port (users and passwords: AUTH_USERS in .env)"
+    [ "$mode" = server ] && [ "$(env_get TUNNEL)" != 0 ] && echo "up: public URL: \`make tunnel-url\`"
+    exit 0
+  fi
+  printf '.'; sleep 2
+done
+echo " no answer after 180 s" >&2
+scripts/compose.sh "$mode" ps >&2
+echo "up: see \`make logs\`" >&2
+exit 1
