@@ -8,13 +8,16 @@ import { rateLimit } from 'express-rate-limit';
 import type { Config } from './config';
 import type { Logger } from './logger';
 import type { OllamaClient } from './clients/ollama.types';
+import type { DockerClient } from './clients/docker.types';
 import { AppError } from './errors';
-import { authenticate } from './http/auth';
+import { authenticate, requireAdmin } from './http/auth';
+import { adminRoutes } from './http/admin.routes';
 import { errorBody, errorHandler, notFoundHandler } from './http/error-handler';
 import { generationRoutes } from './http/generation.routes';
 import { inferenceRoutes } from './http/inference.routes';
 import { requestContext } from './http/request-context';
 import { healthRoutes, modelRoutes } from './http/status.routes';
+import { AdminService } from './services/admin.service';
 import { EmbeddingService } from './services/embedding.service';
 import { GenerationService } from './services/generation.service';
 import { GpuQueue } from './services/gpu-queue';
@@ -30,6 +33,8 @@ export interface AppDeps {
   /** Built by main.ts so it can drain it on shutdown; made here when absent. */
   queue?: GpuQueue;
   state?: OllamaState;
+  /** The Docker API (admin restart/status); absent → those admin routes answer 503 DOCKER_UNAVAILABLE. */
+  docker?: DockerClient;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -43,6 +48,7 @@ export function createApp(deps: AppDeps): Express {
   const structured = new StructuredService(generation, config.structured.maxAttempts);
   const embeddings = new EmbeddingService(generation, ollama, config);
   const health = new HealthService(ollama, catalog, state, config.models.default, config.health.cacheTtlS, logger);
+  const admin = new AdminService({ config, ollama, docker: deps.docker, state, catalog, health, logger });
 
   const app = express();
   app.disable('x-powered-by');
@@ -80,6 +86,7 @@ export function createApp(deps: AppDeps): Express {
   app.use('/v1', modelRoutes(catalog, config.models));
   app.use('/v1', generationRoutes(generation));
   app.use('/v1', inferenceRoutes(structured, embeddings));
+  app.use('/admin', requireAdmin(config.auth), adminRoutes(admin));
 
   app.use(notFoundHandler);
   app.use(errorHandler);

@@ -4,6 +4,8 @@
  */
 import type { Server } from 'node:http';
 import { createApp } from './app';
+import { createDockerClient } from './clients/docker.client';
+import type { DockerClient } from './clients/docker.types';
 import { createOllamaClient } from './clients/ollama.client';
 import { loadConfig, type Config } from './config';
 import { ConfigError, ServiceShuttingDownError } from './errors';
@@ -45,7 +47,14 @@ function start(): void {
   });
   const queue = new GpuQueue({ maxConcurrent: config.queue.maxConcurrent, maxQueue: config.queue.maxQueue, timeoutMs: config.queue.timeoutS * 1000 });
   const state = new OllamaState();
-  const app = createApp({ config, logger, ollama, queue, state });
+  // A bad DOCKER_HOST must not take generation down: the admin docker routes answer 503 instead.
+  let docker: DockerClient | undefined;
+  try {
+    docker = createDockerClient({ host: config.docker.host });
+  } catch (err) {
+    logger.error('admin docker routes disabled: DOCKER_HOST is unusable', { problems: err instanceof ConfigError ? err.problems : String(err) });
+  }
+  const app = createApp({ config, logger, ollama, queue, state, docker });
 
   const server: Server = app.listen(config.port, config.host, () => {
     logger.info('listening', {
