@@ -8,6 +8,7 @@
 #         dev      compose/dev.yml                                (Mac: native Ollama.app)
 #         last     the MODE of the last `up` (file .stack-mode), else server - for down/logs/ps
 #   GPU, TUNNEL, TUNNEL_TOKEN, AUTH_USERS, COMPOSE_PROJECT_NAME: environment first, then .env.
+#   STACK_ENV_FILE: read this instead of .env (tests use an empty file, so a local .env cannot leak in).
 #   COMPOSE_BIN: the compose command (default: `docker compose` if present, else `docker-compose`).
 #   --print  as first COMPOSE_ARG: print the top-level arguments instead of running compose.
 set -euo pipefail
@@ -17,12 +18,13 @@ cd "$root"
 mode=${1:?usage: compose.sh server|dev|dev-cpu|last COMPOSE_ARGS...}
 shift
 
+env_file=${STACK_ENV_FILE:-.env}
 # KEY=value from .env without sourcing it (values may contain $, spaces, quotes)
 env_get() {
   local key=$1 val
   if [ -n "${!key+x}" ]; then printf '%s' "${!key}"; return; fi
-  [ -f .env ] || return 0
-  val=$(sed -n "s/^[[:space:]]*$key[[:space:]]*=//p" .env | tail -n 1)
+  [ -f "$env_file" ] || return 0
+  val=$(sed -n "s/^[[:space:]]*$key[[:space:]]*=//p" "$env_file" | tail -n 1)
   val=${val%$'\r'}
   case $val in \"*\") val=${val#\"}; val=${val%\"};; \'*\') val=${val#\'}; val=${val%\'};; esac
   printf '%s' "$val"
@@ -32,8 +34,9 @@ if [ "$mode" = last ]; then
   mode=$(cat .stack-mode 2>/dev/null || echo server)
 fi
 
-args=(--project-directory "$root" -p "$(env_get COMPOSE_PROJECT_NAME)")
-[ -n "$(env_get COMPOSE_PROJECT_NAME)" ] || args=(--project-directory "$root" -p ai-local-core)
+project=$(env_get COMPOSE_PROJECT_NAME)
+args=(--project-directory "$root" -p "${project:-ai-local-core}")
+[ -z "${STACK_ENV_FILE:-}" ] || args+=(--env-file "$STACK_ENV_FILE")
 case $mode in
   server)
     args+=(-f docker-compose.yml)
@@ -57,7 +60,9 @@ if [ -z "$(env_get AUTH_USERS)" ]; then
       echo "compose.sh: AUTH_USERS is empty in .env - refusing to start: the GPU is never served without auth." >&2
       echo "            Run \`make init\` (new .env) or add user:password entries to AUTH_USERS." >&2
       exit 1 ;;
-    *) export AUTH_USERS=placeholder:unused ;;  # down/logs/ps/config need no real users
+    down|logs|ps|stop|rm|kill|top|images|exec|--print)
+      export AUTH_USERS=placeholder:unused ;;  # these need no real users, only a config that loads
+    *) ;;                                      # config etc.: compose itself reports the empty AUTH_USERS
   esac
 fi
 [ "$sub" = up ] && echo "$mode" > .stack-mode
