@@ -1,0 +1,99 @@
+'use strict';
+// The nginx template rendered as the container renders it, checked by the real nginx binary (`nginx -t`),
+// and the auth step that writes the htpasswd at container start.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const { ROOT, run, composeConfig, tmpDir } = require('./lib/helpers');
+
+const TEMPLATE = path.join(ROOT, 'nginx', 'templates', 'default.conf.template');
+const AUTH_SCRIPT = path.join(ROOT, 'docker', 'nginx', '05-auth-files.sh');
+const USERS = 'admin:Adm1n-s3cret!,waldus:w4ldus:with:colons,bob:b0b pass';
+
+function nginxT(dir) {
+  return run('nginx', ['-t', '-e', 'stderr', '-p', dir, '-c', path.join(dir, 'nginx.conf')]);
+}
+function readAll(dir) {
+  return fs.readdirSync(dir, { recursive: true })
+    .map((f) => path.join(dir, f))
+    .filter((f) => fs.statSync(f).isFile())
+    .map((f) => fs.readFileSync(f, 'utf8'))
+    .join('\n');
+}
+
+test('the rendered config (scripts/render-nginx.sh) passes nginx -t and holds no plaintext password', () => {
+  const dir = tmpDir('nginx-render-');
+  const r = run(path.join(ROOT, 'scripts', 'render-nginx.sh'), [dir], { env: { ...process.env, AUTH_USERS: USERS, ADMIN_USERS: 'admin' } });
+  assert.equal(r.status, 0, r.stderr);
+  const t = nginxT(dir);
+  assert.equal(t.status, 0, t.stderr);
+  assert.match(t.stderr, /test is successful/);
+  const everything = readAll(dir);
+  for (const pw of ['Adm1n-s3cret!', 'w4ldus:with:colons', 'b0b pass']) assert.ok(!everything.includes(pw), `plaintext password ${pw} in a rendered file`);
+  const conf = fs.readFileSync(path.join(dir, 'conf.d', 'default.conf'), 'utf8');
+  assert.doesNotMatch(conf.replace(/#.*$/gm, ''), /\$\{/, 'every ${NGINX_*} was substituted');
+  assert.match(conf, /\$remote_user|\$binary_remote_addr/, "nginx's own variables survived envsubst");
+  for (const d of ['server_tokens off;', 'proxy_buffering off;', 'limit_req_status 429;', 'limit_conn_status 429;', 'real_ip_header CF-Connecting-IP;']) {
+    assert.ok(conf.includes(d), d);
+  }
+});
+
+test('the config exactly as the container renders it (compose environment) passes nginx -t', () => {
+  const nginxEnv = composeConfig('server').services.nginx.environment;
+  const dir = tmpDir('nginx-container-');
+  const authDir = path.join(dir, 'auth');
+  // the template uses only ${NGINX_*} variables that compose sets (or the image's 15-local-resolvers.envsh)
+  const used = [...fs.readFileSync(TEMPLATE, 'utf8').matchAll(/\$\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1]);
+  for (const v of new Set(used)) {
+    assert.match(v, /^NGINX_/, `${v}: only NGINX_* variables pass NGINX_ENVSUBST_FILTER`);
+    if (v === 'NGINX_LOCAL_RESOLVERS') assert.equal(nginxEnv.NGINX_ENTRYPOINT_LOCAL_RESOLVERS, '1');
+    else assert.ok(v in nginxEnv, `${v} is set in the nginx service's environment`);
+  }
+  assert.equal(nginxEnv.NGINX_ENVSUBST_FILTER, '^NGINX_');
+  const env = { ...process.env, ...nginxEnv, NGINX_AUTH_DIR: authDir, NGINX_LOCAL_RESOLVERS: '127.0.0.11', AUTH_USERS: USERS, ADMIN_USERS: 'admin' };
+  assert.equal(run(AUTH_SCRIPT, [], { env }).status, 0);
+  const vars = Object.keys(env).filter((k) => /^NGINX_/.test(k)).map((k) => '${' + k + '}').join(' ');
+  const rendered = run('envsubst', [vars], { env, input: fs.readFileSync(TEMPLATE, 'utf8') });
+  assert.equal(rendered.status, 0);
+  fs.mkdirSync(path.join(dir, 'conf.d'));
+  fs.writeFileSync(path.join(dir, 'conf.d', 'default.conf'), rendered.stdout);
+  fs.writeFileSync(path.join(dir, 'nginx.conf'),
+    `worker_processes 1; pid ${dir}/nginx.pid; events {} http { include ${dir}/conf.d/*.conf; }\n`);
+  assert.match(rendered.stdout, /listen 80;/);
+  assert.match(rendered.stdout, /set \$api_upstream http:\/\/api:3000;/);
+  assert.match(rendered.stdout, /set_real_ip_from 172\.31\.253\.0\/24;/);
+  const t = nginxT(dir);
+  assert.equal(t.status, 0, t.stderr);
+});
+
+test('auth step: sha512-crypt hashes with random salts, admins map, owner-readable files', () => {
+  const dir = tmpDir('nginx-auth-');
+  const r = run(AUTH_SCRIPT, [], { env: { ...process.env, NGINX_AUTH_DIR: dir, AUTH_USERS: USERS, ADMIN_USERS: ' admin ' } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /3 user\(s\), admin\(s\): admin/);
+  const lines = fs.readFileSync(path.join(dir, 'htpasswd'), 'utf8').trim().split('\n');
+  assert.deepEqual(lines.map((l) => l.split(':')[0]), ['admin', 'waldus', 'bob']);
+  for (const l of lines) assert.match(l, /^[a-z]+:\$6\$[A-Za-z0-9./]{16}\$[A-Za-z0-9./]{86}$/);
+  assert.equal(new Set(lines.map((l) => l.split('$')[2])).size, 3, 'a fresh salt per user');
+  assert.equal(fs.readFileSync(path.join(dir, 'admins.map'), 'utf8'), '"admin" 1;\n');
+});
+
+test('auth step refuses to let nginx start without users or with an admin who is no user', () => {
+  const dir = tmpDir('nginx-auth-bad-');
+  const cases = [
+    [{ AUTH_USERS: '' }, /AUTH_USERS is empty/],
+    [{ AUTH_USERS: ' , ' }, /AUTH_USERS is empty/],
+    [{ AUTH_USERS: 'nopassword' }, /entry #1 must look like user:password/],
+    [{ AUTH_USERS: 'a:', ADMIN_USERS: '' }, /empty password/],
+    [{ AUTH_USERS: 'a:x,a:y' }, /listed twice/],
+    [{ AUTH_USERS: 'bad name:x' }, /user name must match/],
+    [{ AUTH_USERS: 'a:x', ADMIN_USERS: 'root' }, /"root" is not a user/],
+  ];
+  for (const [env, msg] of cases) {
+    const r = run(AUTH_SCRIPT, [], { env: { ...process.env, NGINX_AUTH_DIR: dir, ADMIN_USERS: '', ...env } });
+    assert.equal(r.status, 1, JSON.stringify(env));
+    assert.match(r.stderr, msg);
+    assert.ok(!r.stderr.includes('nopassword'), 'never echoes an entry (it may be a password)');
+  }
+});
