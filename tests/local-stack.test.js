@@ -1,0 +1,164 @@
+'use strict';
+// The stack without containers (scripts/local-stack.sh): the real nginx with the stack's template,
+// in front of the API from services/api, against the fake Ollama. Loopback only.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const { ROOT, API_DIR, freePort, startAndWait, stop, request } = require('./lib/helpers');
+
+const ADMIN = 'admin:Adm1n-pw';
+const USER = 'waldus:W4ldus-pw';
+const MODEL = 'llama3.1:8b';
+const TOKEN_DELAY_MS = 100;
+let fake;
+let stack;
+let url;
+let apiUrl;
+
+test.before(async () => {
+  assert.ok(fs.existsSync(path.join(API_DIR, 'dist', 'main.js')), 'build the API first: cd services/api && npm run build (make test does)');
+  const tsx = path.join(API_DIR, 'node_modules', '.bin', 'tsx');
+  fake = await startAndWait(tsx, ['test/fakes/run-fake-ollama.ts', '--port', '0', '--token-delay-ms', String(TOKEN_DELAY_MS)], {
+    cwd: API_DIR, env: process.env, key: 'FAKE_OLLAMA_URL', timeoutMs: 60_000,
+  });
+  const [httpPort, apiPort] = [await freePort(), await freePort()];
+  stack = await startAndWait(path.join(ROOT, 'scripts', 'local-stack.sh'), [], {
+    key: 'LOCAL_STACK_URL',
+    timeoutMs: 90_000,
+    env: {
+      ...process.env,
+      HTTP_PORT: String(httpPort),
+      API_PORT: String(apiPort),
+      AUTH_USERS: `${ADMIN},${USER}`,
+      ADMIN_USERS: 'admin',
+      OLLAMA_BASE_URL: fake.values.FAKE_OLLAMA_URL,
+      MODEL_DEFAULT: MODEL,
+      LOG_LEVEL: 'error',
+      RATE_LIMIT_PER_MIN: '100000',
+      NGINX_RATE_LIMIT: '20r/s',
+      NGINX_RATE_BURST: '30',
+      NGINX_CONN_LIMIT: '8',
+      NGINX_CLIENT_MAX_BODY_SIZE: '64k',
+    },
+  });
+  url = stack.values.LOCAL_STACK_URL;
+  apiUrl = `http://127.0.0.1:${apiPort}`;
+});
+
+test.after(async () => {
+  await stop(stack?.proc);
+  await stop(fake?.proc);
+});
+
+function assertJsonError(res, status, code) {
+  assert.equal(res.status, status, res.body);
+  assert.match(res.headers['content-type'], /^application\/json/);
+  assert.equal(res.json?.error?.code, code, res.body);
+  assert.equal(typeof res.json.error.message, 'string');
+}
+
+test('/health is open', async () => {
+  const res = await request(`${url}/health`);
+  assert.equal(res.status, 200);
+  assert.equal(res.json.status, 'ok');
+});
+
+test('401 JSON without credentials, with a wrong password, for an unknown user', async () => {
+  for (const user of [undefined, 'waldus:wrong', 'nobody:W4ldus-pw', 'waldus:']) {
+    const res = await request(`${url}/v1/models`, { user });
+    assertJsonError(res, 401, 'UNAUTHORIZED');
+    assert.match(res.headers['www-authenticate'], /^Basic realm="ai-local-core"/);
+    assert.equal(res.headers.server, 'nginx', 'no version in the Server header');
+  }
+});
+
+test('200 with valid credentials, the request reaches the API', async () => {
+  for (const user of [USER, ADMIN]) {
+    const res = await request(`${url}/v1/models`, { user });
+    assert.equal(res.status, 200, res.body);
+    assert.ok(Array.isArray(res.json.models) || Array.isArray(res.json.data), res.body);
+  }
+});
+
+test('/admin/ is refused (403 JSON) to a valid non-admin user, 401 to wrong credentials, passed for admins', async () => {
+  assertJsonError(await request(`${url}/admin/ollama/status`, { user: USER }), 403, 'FORBIDDEN');
+  assertJsonError(await request(`${url}/admin/ollama/restart`, { method: 'POST', user: USER, body: {} }), 403, 'FORBIDDEN');
+  assertJsonError(await request(`${url}/admin/ollama/status`, { user: 'waldus:wrong' }), 401, 'UNAUTHORIZED');
+  assertJsonError(await request(`${url}/admin/ollama/status`, { user: 'admin:wrong' }), 401, 'UNAUTHORIZED');
+  assertJsonError(await request(`${url}/admin/ollama/status`), 401, 'UNAUTHORIZED');
+  const admin = await request(`${url}/admin/ollama/status`, { user: ADMIN });
+  assert.ok(![401, 403].includes(admin.status), `admin stopped at the door: ${admin.status} ${admin.body}`);
+});
+
+test('413 JSON for an oversized body, before it reaches the API', async () => {
+  const big = JSON.stringify({ model: MODEL, prompt: 'x'.repeat(100 * 1024) });
+  assertJsonError(await request(`${url}/v1/generate`, { method: 'POST', user: USER, body: big }), 413, 'PAYLOAD_TOO_LARGE');
+});
+
+/** Arrival times of NDJSON content: [{t, lines}] per network chunk. */
+async function streamed(base) {
+  const res = await request(`${base}/v1/generate`, {
+    method: 'POST', user: USER, body: { model: MODEL, prompt: 'Say hello', stream: true }, timeoutMs: 30_000,
+  });
+  assert.equal(res.status, 200, res.body);
+  assert.match(res.headers['content-type'], /^application\/x-ndjson/);
+  const lines = res.body.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const gaps = res.chunks.slice(1).map((c, i) => c.t - res.chunks[i].t);
+  return { res, lines, gaps };
+}
+
+test('a streamed generation reaches the client chunk by chunk, with the time gaps preserved', async (t) => {
+  const direct = await streamed(apiUrl);
+  const viaNginx = await streamed(url);
+  const { res, lines, gaps } = viaNginx;
+  assert.ok(lines.length >= 4, `expected several NDJSON lines, got ${lines.length}`);
+  assert.equal(lines.at(-1).done, true);
+  // one network chunk per token (not one buffered blob at the end) ...
+  assert.ok(res.chunks.length >= lines.length - 1, `${res.chunks.length} chunks for ${lines.length} lines: nginx buffered`);
+  // ... arriving TOKEN_DELAY_MS apart, as the upstream produced them
+  const sorted = [...gaps].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)];
+  assert.ok(median >= TOKEN_DELAY_MS * 0.6, `median gap ${median.toFixed(1)} ms, expected about ${TOKEN_DELAY_MS}`);
+  const spread = res.chunks.at(-1).t - res.chunks[0].t;
+  assert.ok(spread >= TOKEN_DELAY_MS * (lines.length - 2) * 0.6, `all chunks within ${spread.toFixed(0)} ms`);
+  const med = (g) => [...g].sort((a, b) => a - b)[Math.floor(g.length / 2)];
+  t.diagnostic(`chunks via nginx: ${res.chunks.length}, lines: ${lines.length}, median gap ${median.toFixed(1)} ms ` +
+    `(direct to the API: ${direct.res.chunks.length} chunks, median gap ${med(direct.gaps).toFixed(1)} ms), ` +
+    `first chunk after ${res.chunks[0].t.toFixed(1)} ms via nginx vs ${direct.res.chunks[0].t.toFixed(1)} ms direct`);
+});
+
+test('429 JSON after a burst (limit_req per client), then served again', async (t) => {
+  const statuses = [];
+  let sample429;
+  // 60 requests, 6 at a time: above 20 r/s + burst 30, under the 8-connection limit
+  for (let i = 0; i < 10; i++) {
+    const batch = await Promise.all(Array.from({ length: 6 }, () => request(`${url}/v1/models`, { user: USER })));
+    for (const r of batch) {
+      statuses.push(r.status);
+      if (r.status === 429) sample429 = r;
+    }
+  }
+  const count = (s) => statuses.filter((x) => x === s).length;
+  t.diagnostic(`burst of ${statuses.length}: ${count(200)} x 200, ${count(429)} x 429`);
+  assert.ok(count(429) > 0, 'no 429 after the burst');
+  assert.ok(count(200) >= 20, 'the burst allowance was served');
+  assert.deepEqual(statuses.filter((s) => s !== 200 && s !== 429), []);
+  assertJsonError(sample429, 429, 'RATE_LIMITED');
+  await new Promise((r) => setTimeout(r, 2000));
+  assert.equal((await request(`${url}/v1/models`, { user: USER })).status, 200, 'served again after the bucket refilled');
+});
+
+test('502 JSON when the API is down', async () => {
+  const pid = Number(stack.values.LOCAL_STACK_API_PID);
+  assert.ok(pid > 0);
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 100; i++) {
+    try { process.kill(pid, 0); } catch { break; }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assertJsonError(await request(`${url}/v1/models`, { user: USER }), 502, 'API_UNAVAILABLE');
+  assertJsonError(await request(`${url}/health`), 502, 'API_UNAVAILABLE');
+  // the door still checks credentials first
+  assertJsonError(await request(`${url}/v1/models`), 401, 'UNAUTHORIZED');
+});
