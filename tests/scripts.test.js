@@ -1,0 +1,95 @@
+'use strict';
+// make init, make help, the model-puller script (with a stand-in `ollama` CLI on PATH).
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const { ROOT, run, tmpDir } = require('./lib/helpers');
+
+/** A copy of the files `make init` needs, so the developer's own .env is never touched. */
+function scratchRepo() {
+  const dir = tmpDir('stack-init-');
+  fs.mkdirSync(path.join(dir, 'scripts'));
+  for (const f of ['scripts/init-env.sh', 'scripts/compose.sh', '.env.example', 'Makefile']) {
+    fs.copyFileSync(path.join(ROOT, f), path.join(dir, f));
+  }
+  return dir;
+}
+
+test('make init creates .env with generated passwords once, and never overwrites it', () => {
+  const dir = scratchRepo();
+  const first = run('make', ['-s', 'init'], { cwd: dir });
+  assert.equal(first.status, 0, first.stderr);
+  const env = fs.readFileSync(path.join(dir, '.env'), 'utf8');
+  const users = /^AUTH_USERS=(.*)$/m.exec(env)[1];
+  const m = /^admin:([A-Za-z0-9]{24}),waldus:([A-Za-z0-9]{24})$/.exec(users);
+  assert.ok(m, `AUTH_USERS=${users.replace(/:[^,]*/g, ':***')}`);
+  assert.notEqual(m[1], m[2]);
+  assert.ok(first.stdout.includes(m[1]) && first.stdout.includes(m[2]), 'passwords shown once on screen');
+  assert.match(env, /^ADMIN_USERS=admin$/m);
+  assert.equal(fs.statSync(path.join(dir, '.env')).mode & 0o777, 0o600);
+  // everything else is the example, line for line
+  const strip = (s) => s.split('\n').filter((l) => !/^(AUTH|ADMIN)_USERS=/.test(l));
+  assert.deepEqual(strip(env), strip(fs.readFileSync(path.join(dir, '.env.example'), 'utf8')));
+
+  fs.appendFileSync(path.join(dir, '.env'), 'MY_EDIT=1\n');
+  const second = run('make', ['-s', 'init'], { cwd: dir });
+  assert.equal(second.status, 0);
+  assert.match(second.stdout, /already exists/);
+  assert.ok(!second.stdout.includes(m[1]), 'no password shown the second time');
+  assert.match(fs.readFileSync(path.join(dir, '.env'), 'utf8'), /^MY_EDIT=1$/m, '.env left as it was');
+});
+
+test('make help is the default target and lists every target the issue names', () => {
+  const r = run('make', ['-s'], { cwd: ROOT });
+  assert.equal(r.status, 0);
+  for (const t of ['help', 'init', 'up', 'dev', 'dev-cpu', 'down', 'logs', 'ps', 'pull', 'models', 'tunnel-url', 'test']) {
+    assert.match(r.stdout, new RegExp(`make ${t} `), t);
+  }
+});
+
+function fakeOllamaBin(present) {
+  const dir = tmpDir('fake-ollama-cli-');
+  const log = path.join(dir, 'calls.log');
+  fs.writeFileSync(path.join(dir, 'ollama'), `#!/bin/sh
+echo "$*" >> "${log}"
+case "$1" in
+  list) exit 0 ;;
+  show) case " ${present.join(' ')} " in *" $2 "*) exit 0 ;; esac; echo "Error: model '$2' not found" >&2; exit 1 ;;
+  pull) case "$2" in fail*) echo "Error: pull model manifest: file does not exist" >&2; exit 1 ;; esac; echo "pulling manifest"; echo success ;;
+  run) exit 0 ;;
+esac
+`, { mode: 0o755 });
+  return { dir, calls: () => fs.readFileSync(log, "utf8").split("\n").map((l) => l.trim()).filter(Boolean) };
+}
+function puller(bin, env) {
+  return run('sh', [path.join(ROOT, 'docker', 'model-puller', 'pull-models.sh')], {
+    env: { PATH: `${bin.dir}:${process.env.PATH}`, ...env },
+  });
+}
+
+test('model-puller: pulls what is missing, skips what is present, warms the default model', () => {
+  const bin = fakeOllamaBin(['llama3.1:8b']);
+  const r = puller(bin, { MODELS: 'llama3.1:8b, mistral:7b,nomic-embed-text', WARM_MODEL: 'llama3.1:8b', WARM_KEEP_ALIVE: '24h' });
+  assert.equal(r.status, 0, r.stderr);
+  const calls = bin.calls();
+  assert.ok(!calls.includes('pull llama3.1:8b'), 'a present model is not pulled again');
+  assert.ok(calls.includes('pull mistral:7b') && calls.includes('pull nomic-embed-text'));
+  assert.ok(calls.includes('run llama3.1:8b --keepalive 24h'), `warm-up call: ${calls.join(' | ')}`);
+  assert.match(r.stdout, /all 3 model\(s\) present/);
+});
+
+test('model-puller: exits non-zero naming the model that failed, and stops there', () => {
+  const bin = fakeOllamaBin([]);
+  const r = puller(bin, { MODELS: 'llama3.1:8b,fail-model:1b,nomic-embed-text', WARM_MODEL: 'llama3.1:8b' });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /FAILED to pull model 'fail-model:1b'/);
+  assert.ok(!bin.calls().includes('pull nomic-embed-text'));
+  assert.ok(!bin.calls().some((c) => c.startsWith('run ')), 'no warm-up after a failure');
+});
+
+test('model-puller: an empty MODELS is an error', () => {
+  const r = puller(fakeOllamaBin([]), { MODELS: ' , ' });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /MODELS is empty/);
+});
