@@ -114,7 +114,9 @@ export function loadedModel(m: OllamaRunningModel): LoadedModel {
 
 export function withPercent(p: OllamaPullProgress): PullLine {
   if (typeof p.total === 'number' && p.total > 0 && typeof p.completed === 'number') {
-    return { ...p, percent: Math.min(100, Math.floor((p.completed / p.total) * 1000) / 10) };
+    // One decimal; 100 only when really complete.
+    const percent = p.completed >= p.total ? 100 : Math.min(99.9, Math.round((p.completed / p.total) * 1000) / 10);
+    return { ...p, percent };
   }
   return { ...p };
 }
