@@ -6,10 +6,11 @@
 #
 #   AUTH_USERS=me:secret ADMIN_USERS=me OLLAMA_BASE_URL=http://127.0.0.1:11434 scripts/local-stack.sh
 #
-# env: HTTP_PORT (8080) nginx port on 127.0.0.1; API_PORT (HTTP_PORT+1); AUTH_USERS (required);
+# env: HTTP_PORT (8080) nginx port on 127.0.0.1; API_PORT (HTTP_PORT+1); TUNNEL_PORT (HTTP_PORT+2):
+#      nginx's tunnel listener (believes CF-Connecting-IP), for a host-run cloudflared; AUTH_USERS (required);
 #      ADMIN_USERS; OLLAMA_BASE_URL (http://127.0.0.1:11434); LOG_LEVEL (warn); NGINX_* overrides
 #      (see scripts/render-nginx.sh); any other API variable is passed through to the API.
-# Prints, once both answer:  LOCAL_STACK_URL=http://127.0.0.1:<port>
+# Prints, once both answer:  LOCAL_STACK_URL=http://127.0.0.1:<port>  LOCAL_STACK_TUNNEL_URL=...
 #                            LOCAL_STACK_API_PID=<pid>  LOCAL_STACK_NGINX_PID=<pid>
 set -euo pipefail
 
@@ -18,6 +19,7 @@ api_dir=$root/services/api
 : "${AUTH_USERS:?AUTH_USERS is required (user:password,...)}"
 export HTTP_PORT=${HTTP_PORT:-8080}
 export API_PORT=${API_PORT:-$((HTTP_PORT + 1))}
+export TUNNEL_PORT=${TUNNEL_PORT:-$((HTTP_PORT + 2))}
 export OLLAMA_BASE_URL=${OLLAMA_BASE_URL:-http://127.0.0.1:11434}
 export LOG_LEVEL=${LOG_LEVEL:-warn}
 
@@ -61,7 +63,7 @@ PORT=$API_PORT HOST=127.0.0.1 TRUST_PROXY=1 node "$api_dir/dist/main.js" &
 api_pid=$!
 wait_http "http://127.0.0.1:$API_PORT/health" 30 "$api_pid"
 
-NGINX_PORT=$HTTP_PORT NGINX_API_UPSTREAM=127.0.0.1:$API_PORT "$root/scripts/render-nginx.sh" "$state/nginx"
+NGINX_PORT=$HTTP_PORT NGINX_TUNNEL_PORT=$TUNNEL_PORT NGINX_API_UPSTREAM=127.0.0.1:$API_PORT "$root/scripts/render-nginx.sh" "$state/nginx"
 nginx -e stderr -p "$state/nginx" -c "$state/nginx/nginx.conf" -g 'daemon off;' &
 nginx_pid=$!
 wait_http "http://127.0.0.1:$HTTP_PORT/nginx-health" 10 "$nginx_pid"
@@ -71,6 +73,7 @@ wait_http "http://127.0.0.1:$HTTP_PORT/nginx-health" 10 "$nginx_pid"
 watch_pid=$!
 
 echo "LOCAL_STACK_URL=http://127.0.0.1:$HTTP_PORT"
+echo "LOCAL_STACK_TUNNEL_URL=http://127.0.0.1:$TUNNEL_PORT"
 echo "LOCAL_STACK_API_PID=$api_pid"
 echo "LOCAL_STACK_NGINX_PID=$nginx_pid"
 wait "$nginx_pid" || true

@@ -4,9 +4,9 @@
 # rendered the way the image's 20-envsubst-on-templates.sh does it (only ${NGINX_*} substituted).
 #
 #   scripts/render-nginx.sh OUTDIR
-#     env: AUTH_USERS (required), ADMIN_USERS, NGINX_PORT (8080), NGINX_API_UPSTREAM (127.0.0.1:3000),
-#          NGINX_RATE_LIMIT, NGINX_RATE_BURST, NGINX_CONN_LIMIT, NGINX_CLIENT_MAX_BODY_SIZE,
-#          NGINX_PROXY_READ_TIMEOUT, NGINX_REAL_IP_FROM
+#     env: AUTH_USERS (required), ADMIN_USERS, NGINX_PORT (8080), NGINX_TUNNEL_PORT (NGINX_PORT+2),
+#          NGINX_API_UPSTREAM (127.0.0.1:3000), NGINX_RATE_LIMIT, NGINX_RATE_BURST, NGINX_CONN_LIMIT,
+#          NGINX_CLIENT_MAX_BODY_SIZE, NGINX_PROXY_READ_TIMEOUT
 #   then: nginx -p OUTDIR -c OUTDIR/nginx.conf [-t]
 set -euo pipefail
 
@@ -17,10 +17,10 @@ out=$(cd "$out" && pwd)
 
 # the same defaults as docker-compose.yml, except for loopback addresses and ports
 export NGINX_PORT=${NGINX_PORT:-8080}
+export NGINX_TUNNEL_PORT=${NGINX_TUNNEL_PORT:-$((NGINX_PORT + 2))}
 export NGINX_API_UPSTREAM=${NGINX_API_UPSTREAM:-127.0.0.1:3000}
 export NGINX_AUTH_DIR=$out/auth
 export NGINX_LOCAL_RESOLVERS=${NGINX_LOCAL_RESOLVERS:-127.0.0.1}
-export NGINX_REAL_IP_FROM=${NGINX_REAL_IP_FROM:-127.0.0.2/32}
 export NGINX_CLIENT_MAX_BODY_SIZE=${NGINX_CLIENT_MAX_BODY_SIZE:-26m}
 export NGINX_RATE_LIMIT=${NGINX_RATE_LIMIT:-10r/s}
 export NGINX_RATE_BURST=${NGINX_RATE_BURST:-20}
@@ -29,8 +29,14 @@ export NGINX_PROXY_READ_TIMEOUT=${NGINX_PROXY_READ_TIMEOUT:-600s}
 
 "$root/docker/nginx/05-auth-files.sh" >&2
 
+# like 20-envsubst-on-templates.sh: templates/**/*.template -> conf.d/**, only ${NGINX_*} substituted
 vars=$(env | sed -n 's/^\(NGINX_[A-Za-z0-9_]*\)=.*/${\1}/p' | tr '\n' ' ')
-envsubst "$vars" < "$root/nginx/templates/default.conf.template" > "$out/conf.d/default.conf"
+templates=$root/nginx/templates
+find "$templates" -type f -name '*.template' | while read -r t; do
+  rel=${t#"$templates/"}
+  mkdir -p "$out/conf.d/$(dirname "$rel")"
+  envsubst "$vars" < "$t" > "$out/conf.d/${rel%.template}"
+done
 
 # what the official image's /etc/nginx/nginx.conf provides around conf.d/*.conf
 user_line=""

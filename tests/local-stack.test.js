@@ -14,6 +14,7 @@ const TOKEN_DELAY_MS = 100;
 let fake;
 let stack;
 let url;
+let tunnelUrl;
 let apiUrl;
 
 test.before(async () => {
@@ -22,7 +23,7 @@ test.before(async () => {
   fake = await startAndWait(tsx, ['test/fakes/run-fake-ollama.ts', '--port', '0', '--token-delay-ms', String(TOKEN_DELAY_MS)], {
     cwd: API_DIR, env: process.env, key: 'FAKE_OLLAMA_URL', timeoutMs: 60_000,
   });
-  const [httpPort, apiPort] = [await freePort(), await freePort()];
+  const [httpPort, apiPort, tunnelPort] = [await freePort(), await freePort(), await freePort()];
   stack = await startAndWait(path.join(ROOT, 'scripts', 'local-stack.sh'), [], {
     key: 'LOCAL_STACK_URL',
     timeoutMs: 90_000,
@@ -30,6 +31,7 @@ test.before(async () => {
       ...process.env,
       HTTP_PORT: String(httpPort),
       API_PORT: String(apiPort),
+      TUNNEL_PORT: String(tunnelPort),
       AUTH_USERS: `${ADMIN},${USER}`,
       ADMIN_USERS: 'admin',
       OLLAMA_BASE_URL: fake.values.FAKE_OLLAMA_URL,
@@ -43,6 +45,7 @@ test.before(async () => {
     },
   });
   url = stack.values.LOCAL_STACK_URL;
+  tunnelUrl = stack.values.LOCAL_STACK_TUNNEL_URL;
   apiUrl = `http://127.0.0.1:${apiPort}`;
 });
 
@@ -128,7 +131,7 @@ test('a streamed generation reaches the client chunk by chunk, with the time gap
     `first chunk after ${res.chunks[0].t.toFixed(1)} ms via nginx vs ${direct.res.chunks[0].t.toFixed(1)} ms direct`);
 });
 
-test('429 JSON after a burst (limit_req per client), then served again', async (t) => {
+test('429 JSON after a burst (limit_req per client); behind the tunnel the client is CF-Connecting-IP', async (t) => {
   const statuses = [];
   let sample429;
   // 60 requests, 6 at a time: above 20 r/s + burst 30, under the 8-connection limit
@@ -145,6 +148,13 @@ test('429 JSON after a burst (limit_req per client), then served again', async (
   assert.ok(count(200) >= 20, 'the burst allowance was served');
   assert.deepEqual(statuses.filter((s) => s !== 200 && s !== 429), []);
   assertJsonError(sample429, 429, 'RATE_LIMITED');
+  // the published listener ignores CF-Connecting-IP: a made-up one does not escape the limit ...
+  const spoofed = await request(`${url}/v1/models`, { user: USER, headers: { 'cf-connecting-ip': '198.51.100.7' } });
+  assertJsonError(spoofed, 429, 'RATE_LIMITED');
+  // ... while on the tunnel listener it is the client's address: another client, another bucket
+  const viaTunnel = await request(`${tunnelUrl}/v1/models`, { user: USER, headers: { 'cf-connecting-ip': '203.0.113.10' } });
+  assert.equal(viaTunnel.status, 200, viaTunnel.body);
+  assertJsonError(await request(`${tunnelUrl}/v1/models`, { headers: { 'cf-connecting-ip': '203.0.113.10' } }), 401, 'UNAUTHORIZED');
   await new Promise((r) => setTimeout(r, 2000));
   assert.equal((await request(`${url}/v1/models`, { user: USER })).status, 200, 'served again after the bucket refilled');
 });

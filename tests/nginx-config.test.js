@@ -7,7 +7,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { ROOT, run, composeConfig, tmpDir } = require('./lib/helpers');
 
-const TEMPLATE = path.join(ROOT, 'nginx', 'templates', 'default.conf.template');
+const TEMPLATES = path.join(ROOT, 'nginx', 'templates');
 const AUTH_SCRIPT = path.join(ROOT, 'docker', 'nginx', '05-auth-files.sh');
 const USERS = 'admin:Adm1n-s3cret!,waldus:w4ldus:with:colons,bob:b0b pass';
 
@@ -31,7 +31,7 @@ test('the rendered config (scripts/render-nginx.sh) passes nginx -t and holds no
   assert.match(t.stderr, /test is successful/);
   const everything = readAll(dir);
   for (const pw of ['Adm1n-s3cret!', 'w4ldus:with:colons', 'b0b pass']) assert.ok(!everything.includes(pw), `plaintext password ${pw} in a rendered file`);
-  const conf = fs.readFileSync(path.join(dir, 'conf.d', 'default.conf'), 'utf8');
+  const conf = ['default.conf', 'ai-local-core/routes.conf'].map((f) => fs.readFileSync(path.join(dir, 'conf.d', f), 'utf8')).join('\n');
   assert.doesNotMatch(conf.replace(/#.*$/gm, ''), /\$\{/, 'every ${NGINX_*} was substituted');
   assert.match(conf, /\$remote_user|\$binary_remote_addr/, "nginx's own variables survived envsubst");
   for (const d of ['server_tokens off;', 'proxy_buffering off;', 'limit_req_status 429;', 'limit_conn_status 429;', 'real_ip_header CF-Connecting-IP;']) {
@@ -44,7 +44,8 @@ test('the config exactly as the container renders it (compose environment) passe
   const dir = tmpDir('nginx-container-');
   const authDir = path.join(dir, 'auth');
   // the template uses only ${NGINX_*} variables that compose sets (or the image's 15-local-resolvers.envsh)
-  const used = [...fs.readFileSync(TEMPLATE, 'utf8').matchAll(/\$\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1]);
+  const text = ['default.conf', 'ai-local-core/routes.conf'].map((f) => fs.readFileSync(path.join(TEMPLATES, `${f}.template`), 'utf8')).join('\n');
+  const used = [...text.matchAll(/\$\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1]);
   for (const v of new Set(used)) {
     assert.match(v, /^NGINX_/, `${v}: only NGINX_* variables pass NGINX_ENVSUBST_FILTER`);
     if (v === 'NGINX_LOCAL_RESOLVERS') assert.equal(nginxEnv.NGINX_ENTRYPOINT_LOCAL_RESOLVERS, '1');
@@ -54,15 +55,22 @@ test('the config exactly as the container renders it (compose environment) passe
   const env = { ...process.env, ...nginxEnv, NGINX_AUTH_DIR: authDir, NGINX_LOCAL_RESOLVERS: '127.0.0.11', AUTH_USERS: USERS, ADMIN_USERS: 'admin' };
   assert.equal(run(AUTH_SCRIPT, [], { env }).status, 0);
   const vars = Object.keys(env).filter((k) => /^NGINX_/.test(k)).map((k) => '${' + k + '}').join(' ');
-  const rendered = run('envsubst', [vars], { env, input: fs.readFileSync(TEMPLATE, 'utf8') });
-  assert.equal(rendered.status, 0);
-  fs.mkdirSync(path.join(dir, 'conf.d'));
-  fs.writeFileSync(path.join(dir, 'conf.d', 'default.conf'), rendered.stdout);
+  const render = (rel) => {
+    const r = run('envsubst', [vars], { env, input: fs.readFileSync(path.join(TEMPLATES, `${rel}.template`), 'utf8') });
+    assert.equal(r.status, 0);
+    fs.mkdirSync(path.dirname(path.join(dir, 'conf.d', rel)), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'conf.d', rel), r.stdout);
+    return r.stdout;
+  };
+  const main = render('default.conf');
+  const routes = render('ai-local-core/routes.conf');
+  // the official image's nginx.conf: conf.d/*.conf (not subdirectories) inside http {}
   fs.writeFileSync(path.join(dir, 'nginx.conf'),
     `worker_processes 1; pid ${dir}/nginx.pid; events {} http { include ${dir}/conf.d/*.conf; }\n`);
-  assert.match(rendered.stdout, /listen 80;/);
-  assert.match(rendered.stdout, /set \$api_upstream http:\/\/api:3000;/);
-  assert.match(rendered.stdout, /set_real_ip_from 172\.31\.253\.0\/24;/);
+  assert.match(main, /listen 80;/);
+  assert.match(main, /listen 8081;[^}]*real_ip_header CF-Connecting-IP;/);
+  assert.doesNotMatch(main.split('listen 8081;')[0], /real_ip_header/, 'the published listener ignores CF-Connecting-IP');
+  assert.match(routes, /set \$api_upstream http:\/\/api:3000;/);
   const t = nginxT(dir);
   assert.equal(t.status, 0, t.stderr);
 });
