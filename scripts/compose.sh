@@ -35,7 +35,9 @@ if [ "$mode" = last ]; then
 fi
 
 project=$(env_get COMPOSE_PROJECT_NAME)
-args=(--project-directory "$root" -p "${project:-ai-local-core}")
+# the api finds the ollama container by this project label: keep its COMPOSE_PROJECT_NAME == -p
+export COMPOSE_PROJECT_NAME=${project:-ai-local-core}
+args=(--project-directory "$root" -p "$COMPOSE_PROJECT_NAME")
 [ -z "${STACK_ENV_FILE:-}" ] || args+=(--env-file "$STACK_ENV_FILE")
 case $mode in
   server)

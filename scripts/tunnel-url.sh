@@ -4,7 +4,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-token=$(sed -n 's/^[[:space:]]*TUNNEL_TOKEN[[:space:]]*=//p' .env 2>/dev/null | tail -n 1)
+token=$(sed -n 's/^[[:space:]]*TUNNEL_TOKEN[[:space:]]*=//p' "${STACK_ENV_FILE:-.env}" 2>/dev/null | tail -n 1)
 if [ -n "${TUNNEL_TOKEN:-$token}" ]; then
   echo "named tunnel: its URL is the public hostname you set for it in Cloudflare Zero Trust (Networks > Tunnels)."
   exit 0
