@@ -4,13 +4,15 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
+const http = require('node:http');
+const { spawn } = require('node:child_process');
 const { ROOT, run, tmpDir } = require('./lib/helpers');
 
 /** A copy of the files `make init` needs, so the developer's own .env is never touched. */
 function scratchRepo() {
   const dir = tmpDir('stack-init-');
   fs.mkdirSync(path.join(dir, 'scripts'));
-  for (const f of ['scripts/init-env.sh', 'scripts/compose.sh', '.env.example', 'Makefile']) {
+  for (const f of ['scripts/init-env.sh', 'scripts/compose.sh', 'scripts/up.sh', '.env.example', 'Makefile']) {
     fs.copyFileSync(path.join(ROOT, f), path.join(dir, f));
   }
   return dir;
@@ -92,4 +94,49 @@ test('model-puller: an empty MODELS is an error', () => {
   const r = puller(fakeOllamaBin([]), { MODELS: ' , ' });
   assert.equal(r.status, 1);
   assert.match(r.stderr, /MODELS is empty/);
+});
+
+/** `make up` with a stand-in compose command that records its arguments, and a /health answering 200. */
+async function makeUp(dir, env = {}) {
+  const calls = path.join(dir, 'compose-calls.log');
+  const stub = path.join(dir, 'compose-stub');
+  fs.writeFileSync(stub, `#!/bin/sh\necho "$*" >> "${calls}"\n`, { mode: 0o755 });
+  const server = http.createServer((req, res) => res.end(req.url === '/health' ? '{"status":"ok"}' : ''));
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    // AUTH_USERS: undefined = not inherited (spawn drops undefined values)
+    const child = spawn('make', ['-s', 'up'], {
+      cwd: dir,
+      env: { ...process.env, COMPOSE_BIN: stub, HTTP_PORT: String(server.address().port), GPU: '', TUNNEL: '', TUNNEL_TOKEN: '', AUTH_USERS: undefined, COMPOSE_PROJECT_NAME: '', ...env },
+    });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { out += d; });
+    const status = await new Promise((r) => child.on('exit', r));
+    return { status, out, calls: fs.existsSync(calls) ? fs.readFileSync(calls, 'utf8').trim().split('\n') : [] };
+  } finally {
+    server.close();
+  }
+}
+
+test('make up without .env: runs init first, then the server combination, and waits for /health', async () => {
+  const dir = scratchRepo();
+  const r = await makeUp(dir);
+  assert.equal(r.status, 0, r.out);
+  assert.match(r.out, /no \.env yet - running `make init` first/);
+  assert.match(r.out, /created \.env/);
+  assert.ok(fs.existsSync(path.join(dir, '.env')));
+  assert.equal(r.calls.length, 1, r.calls.join('\n'));
+  assert.equal(r.calls[0], `--project-directory ${dir} -p ai-local-core -f docker-compose.yml -f docker-compose.gpu.yml --profile tunnel up -d --build --remove-orphans`);
+  assert.match(r.out, /the API is at http:\/\/127\.0\.0\.1:\d+/);
+  assert.equal(fs.readFileSync(path.join(dir, '.stack-mode'), 'utf8').trim(), 'server');
+});
+
+test('make up refuses to start when AUTH_USERS is empty, and says why', async () => {
+  const dir = scratchRepo();
+  fs.writeFileSync(path.join(dir, '.env'), fs.readFileSync(path.join(dir, '.env.example'), 'utf8'));
+  const r = await makeUp(dir);
+  assert.notEqual(r.status, 0);
+  assert.match(r.out, /AUTH_USERS is empty .* refusing to start/);
+  assert.deepEqual(r.calls, [], 'compose was never called');
 });
