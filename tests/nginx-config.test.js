@@ -5,7 +5,8 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { ROOT, run, composeConfig, tmpDir } = require('./lib/helpers');
+const { spawn } = require('node:child_process');
+const { ROOT, run, composeConfig, tmpDir, freePort, request, stop } = require('./lib/helpers');
 
 const TEMPLATES = path.join(ROOT, 'nginx', 'templates');
 const AUTH_SCRIPT = path.join(ROOT, 'docker', 'nginx', '05-auth-files.sh');
@@ -103,5 +104,26 @@ test('auth step refuses to let nginx start without users or with an admin who is
     assert.equal(r.status, 1, JSON.stringify(env));
     assert.match(r.stderr, msg);
     assert.ok(!r.stderr.includes('nopassword'), 'never echoes an entry (it may be a password)');
+  }
+});
+
+test('{SSHA} fallback (where crypt() has no SHA-512, e.g. macOS) is accepted by nginx', async () => {
+  const dir = tmpDir('nginx-ssha-');
+  const [port, deadPort] = [await freePort(), await freePort()];
+  const env = { ...process.env, AUTH_USERS: 'mac:M4c-pw', NGINX_AUTH_HASH: 'ssha', NGINX_PORT: String(port), NGINX_TUNNEL_PORT: String(await freePort()), NGINX_API_UPSTREAM: `127.0.0.1:${deadPort}` };
+  assert.equal(run(path.join(ROOT, 'scripts', 'render-nginx.sh'), [dir], { env }).status, 0);
+  assert.match(fs.readFileSync(path.join(dir, 'auth', 'htpasswd'), 'utf8'), /^mac:\{SSHA\}/);
+  const nginx = spawn('nginx', ['-e', 'stderr', '-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'ignore' });
+  try {
+    const base = `http://127.0.0.1:${port}`;
+    for (let i = 0; i < 50; i++) {
+      try { if ((await request(`${base}/nginx-health`)).status === 200) break; } catch { /* not up yet */ }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal((await request(`${base}/v1/models`, { user: 'mac:wrong' })).status, 401);
+    // the password is right: nginx lets it through to the (absent) api
+    assert.equal((await request(`${base}/v1/models`, { user: 'mac:M4c-pw' })).status, 502);
+  } finally {
+    await stop(nginx);
   }
 });

@@ -6,7 +6,9 @@
 #   htpasswd     user:$6$<random salt>$<sha512-crypt>   (no plaintext password in any file)
 #   admins.map   "user" 1;   (included by the `map $remote_user $is_admin` block)
 # The nginx image has neither htpasswd nor openssl, but the Debian flavour has perl, whose crypt()
-# is the same libcrypt nginx's auth_basic verifies with. Refuses to run (and so nginx to start)
+# is the same libcrypt nginx's auth_basic verifies with. Where crypt() has no SHA-512 (macOS, for
+# scripts/local-stack.sh there) it writes {SSHA} entries, which nginx checks by itself
+# (NGINX_AUTH_HASH=ssha forces that, for the tests). Refuses to run (and so nginx to start)
 # without at least one user: the GPU is never served without authentication.
 set -eu
 
@@ -47,12 +49,26 @@ open(my $rnd, "<:raw", "/dev/urandom") or fail("cannot read /dev/urandom: $!");
 my @alphabet = ("a".."z", "A".."Z", "0".."9", ".", "/");
 sub salt { read($rnd, my $b, 16) == 16 or fail("short read from /dev/urandom"); join "", map { $alphabet[ord($_) % 64] } split //, $b }
 
+my $probe = crypt("probe", "\$6\$probesalt\$");
+my $ssha = ($ENV{NGINX_AUTH_HASH} // "") eq "ssha" || !(defined $probe && $probe =~ /^\$6\$/);
+if ($ssha) {
+  eval { require Digest::SHA; require MIME::Base64; 1 }
+    or fail("crypt() here has no SHA-512 and perl has no Digest::SHA: cannot hash the passwords");
+  print STDERR "$me: writing {SSHA} hashes (crypt() here has no SHA-512, or NGINX_AUTH_HASH=ssha)\n";
+}
+
 -d $dir or mkdir($dir, 0755) or fail("cannot create $dir: $!");
 umask 022;
 my $htpasswd = "";
 for my $u (@users) {
-  my $hash = crypt($u->[1], "\$6\$" . salt() . "\$");
-  fail("crypt() in this image does not support SHA-512 (\$6\$)") unless defined $hash && $hash =~ /^\$6\$/;
+  my $hash;
+  if ($ssha) {
+    read($rnd, my $s, 8) == 8 or fail("short read from /dev/urandom");
+    $hash = "{SSHA}" . MIME::Base64::encode_base64(Digest::SHA::sha1($u->[1] . $s) . $s, "");
+  } else {
+    $hash = crypt($u->[1], "\$6\$" . salt() . "\$");
+    fail("crypt() failed") unless defined $hash && $hash =~ /^\$6\$/;
+  }
   $htpasswd .= "$u->[0]:$hash\n";
 }
 my $map = join "", map { "\"$_\" 1;\n" } @admins;
