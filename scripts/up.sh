@@ -18,7 +18,8 @@ if [ "$mode" = dev ]; then
     echo "up: Ollama.app does not answer on 127.0.0.1:11434 - start it (scripts/setup-macos.sh), or use \`make dev-cpu\`" >&2
     exit 1
   fi
-  MODELS=$(env_get DEV_MODELS) WARM_MODEL=$(env_get DEV_MODEL_DEFAULT) WARM_KEEP_ALIVE=$(env_get OLLAMA_KEEP_ALIVE) \
+  models=$(env_get DEV_MODELS); warm=$(env_get DEV_MODEL_DEFAULT); keep=$(env_get OLLAMA_KEEP_ALIVE)
+  MODELS=${models:-llama3.2:3b,phi3:mini,nomic-embed-text} WARM_MODEL=${warm:-llama3.2:3b} WARM_KEEP_ALIVE=${keep:-24h} \
     OLLAMA_HOST=127.0.0.1:11434 sh docker/model-puller/pull-models.sh
 fi
 
