@@ -7,7 +7,7 @@
  *   bounded by anything but our own first-chunk/idle timers (undici/Cloudflare limits never bite).
  * - Retries (axios-retry, exponential backoff with jitter): idempotent GETs on network errors and
  *   5xx; a POST only when the connection was reset before any response (a stale pooled socket).
- *   Connection refused on a POST is never retried: callers must be able to fall back fast.
+ *   Connection refused is never retried: Ollama is down, and callers must be able to fall back fast.
  *   shouldResetTimeout: true — each retry gets the full connect timeout again.
  */
 import http from 'node:http';
@@ -184,6 +184,8 @@ export function createOllamaClient(opts: OllamaClientOptions): OllamaClient {
     retryDelay: (count, err) => exponentialDelay(count, err, 100),
     retryCondition: (err) => {
       const method = (err.config?.method ?? 'get').toLowerCase();
+      // Connection refused means Ollama is down, not flaky: answer at once so callers fall back.
+      if (err.code === 'ECONNREFUSED') return false;
       if (method === 'get' || method === 'head') return isNetworkError(err) || err.code === 'ECONNRESET';
       // A POST is retried only when the pooled socket was dead before any response came back.
       return !err.response && err.code === 'ECONNRESET';

@@ -3,7 +3,8 @@
  * own, and an "ollama" stand-in container carrying the compose labels.
  *
  * Recipe: /work/shared/notes/machine.md. Needs root and these Debian packages (CI installs them):
- *   podman runc netavark aardvark-dns busybox-static
+ *   podman runc netavark aardvark-dns iptables busybox-static
+ * (iptables: netavark publishes ports with it; podman only suggests it.)
  * Missing podman or a static busybox FAILS the tests with that list; nothing is skipped.
  *
  * The stand-in is a tiny local image (a static busybox, imported, no registry) that, started,
@@ -18,7 +19,7 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-export const APT_PACKAGES = ['podman', 'runc', 'netavark', 'aardvark-dns', 'busybox-static'];
+export const APT_PACKAGES = ['podman', 'runc', 'netavark', 'aardvark-dns', 'iptables', 'busybox-static'];
 const INSTALL = `apt-get install -y ${APT_PACKAGES.join(' ')}`;
 export const STANDIN_IMAGE = 'localhost/ai-local-core-test/busybox:1';
 const CONTAINERS_CONF = '/etc/containers/containers.conf';
@@ -66,6 +67,8 @@ export function requirePodman(): void {
   const missing: string[] = [];
   if (!which('podman')) missing.push('podman');
   if (!which('runc') && !existsSync('/usr/sbin/runc')) missing.push('runc');
+  if (!which('netavark') && !existsSync('/usr/lib/podman/netavark') && !existsSync('/usr/libexec/podman/netavark')) missing.push('netavark');
+  if (!which('iptables') && !existsSync('/usr/sbin/iptables')) missing.push('iptables');
   if (!findStaticBusybox()) missing.push('a statically linked busybox (busybox-static)');
   if (missing.length) {
     throw new Error(

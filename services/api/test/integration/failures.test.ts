@@ -1,0 +1,150 @@
+import request from 'supertest';
+import { closedPortUrl, readNdjson, startHarness, type Harness } from '../support/harness';
+import { createApp } from '../../src/app';
+import { createOllamaClient } from '../../src/clients/ollama.client';
+import { loadConfig } from '../../src/config';
+import { createSilentLogger } from '../../src/logger';
+
+describe('local failures, each with its own code, status and hint', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ MODEL_TIMEOUTS: 'mistral:7b=1', MODEL_LOAD_TIMEOUT_S: '0' });
+  });
+  afterAll(() => h.close());
+  beforeEach(() => {
+    h.fake.resetBehaviours();
+    h.fake.requests.length = 0;
+  });
+
+  test('When Ollama is down (connection refused), then 503 OLLAMA_UNAVAILABLE with Retry-After, fast', async () => {
+    const url = await closedPortUrl();
+    const config = loadConfig({ OLLAMA_BASE_URL: url, RATE_LIMIT_PER_MIN: '0' });
+    const app = createApp({ config, logger: createSilentLogger(), ollama: createOllamaClient({ baseUrl: url, requestTimeoutMs: 2000, retries: 2 }) });
+    const t0 = Date.now();
+    const res = await request(app).post('/v1/generate').send({ prompt: 'hi' }).expect(503);
+    const elapsed = Date.now() - t0;
+    expect(res.body.error).toMatchObject({ code: 'OLLAMA_UNAVAILABLE', hint: expect.stringContaining('fall back') });
+    expect(res.headers['retry-after']).toBe('10');
+    expect(res.body.error.requestId).toBe(res.headers['x-request-id']);
+    // Connection refused is not retried: the caller can fall back at once.
+    expect(elapsed).toBeLessThan(500); // two retries would take 600 ms or more
+    const ready = await request(app).get('/ready').expect(503);
+    expect(ready.body).toMatchObject({ status: 'unavailable', code: 'OLLAMA_UNAVAILABLE', ollama: { reachable: false } });
+    await request(app).get('/health').expect(200);
+  });
+
+  test('When the model is not pulled, then 404 MODEL_NOT_FOUND with the pull command, before any generation', async () => {
+    const res = await request(h.app).post('/v1/generate').send({ prompt: 'hi', model: 'qwen2:7b' }).expect(404);
+    expect(res.body.error.code).toBe('MODEL_NOT_FOUND');
+    expect(res.body.error.hint).toContain('make pull MODEL=qwen2:7b');
+    expect(h.fake.requests.filter((r) => r.path === '/api/generate')).toHaveLength(0);
+  });
+
+  test('When Ollama itself says the model is gone (deleted after our cache), then 404 MODEL_NOT_FOUND too', async () => {
+    h.fake.setBehaviour('llama3.1:8b', { kind: 'reject', status: 404, error: "model 'llama3.1:8b' not found" });
+    const res = await request(h.app).post('/v1/chat').send({ messages: [{ role: 'user', content: 'hi' }] }).expect(404);
+    expect(res.body.error.code).toBe('MODEL_NOT_FOUND');
+  });
+
+  test('When the model does not answer within its timeout, then 504 UPSTREAM_TIMEOUT and the upstream call is aborted', async () => {
+    h.fake.setBehaviour('mistral:7b', { kind: 'hang' });
+    const t0 = Date.now();
+    const res = await request(h.app).post('/v1/generate').send({ prompt: 'hi', model: 'mistral:7b' }).expect(504);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    expect(res.body.error.code).toBe('UPSTREAM_TIMEOUT');
+    await h.fake.waitFor(() => h.fake.stats.active === 0);
+  });
+
+  test('When a stream stalls mid-answer, then it ends with a final UPSTREAM_TIMEOUT line', async () => {
+    h.fake.setBehaviour('mistral:7b', { kind: 'stall-after', chunks: 2 });
+    const base = await h.listen();
+    const { res, lines } = await readNdjson(`${base}/v1/generate`, { prompt: 'hi', model: 'mistral:7b', stream: true });
+    expect(res.status).toBe(200);
+    expect(lines.length).toBe(3);
+    expect(lines[2].line).toMatchObject({ error: { code: 'UPSTREAM_TIMEOUT' } });
+  });
+
+  test.each([
+    ['llama-server reported out-of-memory during startup: cudaMalloc failed: out of memory'],
+    ['model requires more system memory (10.2 GiB) than is available (7.6 GiB)'],
+  ])('When Ollama runs out of memory (%s), then 503 INSUFFICIENT_MEMORY with a suggestion', async (message) => {
+    h.fake.setBehaviour('llama3.1:8b', { kind: 'oom', message });
+    const res = await request(h.app).post('/v1/generate').send({ prompt: 'hi' }).expect(503);
+    expect(res.body.error.code).toBe('INSUFFICIENT_MEMORY');
+    expect(res.body.error.hint).toMatch(/smaller model|NUM_CTX/);
+    expect(res.headers['retry-after']).toBeDefined();
+  });
+
+  test("When Ollama's own queue is full, then 503 QUEUE_FULL with Retry-After", async () => {
+    h.fake.setBehaviour('llama3.1:8b', { kind: 'queue-full' });
+    const res = await request(h.app).post('/v1/generate').send({ prompt: 'hi' }).expect(503);
+    expect(res.body.error.code).toBe('QUEUE_FULL');
+    expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+  });
+
+  test('When an error line arrives inside a stream, then the stream ends with a final error line, never a hang', async () => {
+    h.fake.setBehaviour('llama3.1:8b', { kind: 'midstream-error', afterChunks: 2 });
+    const base = await h.listen();
+    const { res, lines } = await readNdjson(`${base}/v1/chat`, { messages: [{ role: 'user', content: 'hi' }], stream: true });
+    expect(res.status).toBe(200);
+    expect(lines).toHaveLength(3);
+    expect(lines[2].line).toMatchObject({ error: { code: 'UPSTREAM_ERROR', message: expect.stringContaining('an error was encountered while running the model') } });
+  });
+
+  test('When an error line arrives for a non-streamed caller, then 502 UPSTREAM_ERROR', async () => {
+    h.fake.setBehaviour('llama3.1:8b', { kind: 'midstream-error', afterChunks: 2 });
+    const res = await request(h.app).post('/v1/generate').send({ prompt: 'hi' }).expect(502);
+    expect(res.body.error.code).toBe('UPSTREAM_ERROR');
+  });
+
+  test('When the runner crashes, then 502 UPSTREAM_ERROR with a hint about resources', async () => {
+    h.fake.setBehaviour('llama3.1:8b', { kind: 'crash' });
+    const res = await request(h.app).post('/v1/generate').send({ prompt: 'hi' }).expect(502);
+    expect(res.body.error.hint).toMatch(/VRAM|restart/);
+  });
+
+  test('When Ollama drops the connection, then 502 and the caller is not left hanging', async () => {
+    h.fake.setBehaviour('llama3.1:8b', { kind: 'drop-connection' });
+    const res = await request(h.app).post('/v1/generate').send({ prompt: 'hi' }).expect(502);
+    expect(res.body.error.code).toBe('UPSTREAM_ERROR');
+  });
+
+  test('When Ollama rejects an option, then 400 UPSTREAM_REJECTED carries its message', async () => {
+    h.fake.setBehaviour('llama3.1:8b', { kind: 'reject', status: 400, error: 'registry.ollama.ai/library/llama3.1:8b does not support tools' });
+    const res = await request(h.app).post('/v1/chat').send({ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: 'f' } }] }).expect(400);
+    expect(res.body.error).toMatchObject({ code: 'UPSTREAM_REJECTED', message: expect.stringContaining('does not support tools') });
+  });
+
+  test('When something unexpected throws, then 500 INTERNAL with no stack in the body', async () => {
+    const boom = await startHarness({}, {}, (c) => ({ ...c, tags: () => Promise.reject(new TypeError('secret internals at /src/x.ts:1')) }));
+    try {
+      const res = await request(boom.app).get('/v1/models').expect(500);
+      expect(res.body).toEqual({ error: { code: 'INTERNAL', message: 'Internal server error', requestId: expect.any(String) } });
+      expect(JSON.stringify(res.body)).not.toContain('secret internals');
+    } finally {
+      await boom.close();
+    }
+  });
+});
+
+describe('cold load allowance', () => {
+  test('When the model is cold, then the first chunk may take the load allowance on top of the model timeout', async () => {
+    const h = await startHarness({ MODEL_TIMEOUTS: 'llama3.1:8b=1', MODEL_LOAD_TIMEOUT_S: '3' }, { loadDelayMs: 1500 });
+    try {
+      const res = await request(h.app).post('/v1/generate').send({ prompt: 'hi' }).expect(200);
+      expect(res.body.usage.load_ms).toBeGreaterThanOrEqual(1400);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('When there is no load allowance, then the same cold load times out', async () => {
+    const h = await startHarness({ MODEL_TIMEOUTS: 'llama3.1:8b=1', MODEL_LOAD_TIMEOUT_S: '0' }, { loadDelayMs: 1500 });
+    try {
+      const res = await request(h.app).post('/v1/generate').send({ prompt: 'hi' }).expect(504);
+      expect(res.body.error.code).toBe('UPSTREAM_TIMEOUT');
+    } finally {
+      await h.close();
+    }
+  });
+});
