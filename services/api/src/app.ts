@@ -4,7 +4,7 @@
  */
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import { rateLimit } from 'express-rate-limit';
+import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import type { Config } from './config';
 import type { Logger } from './logger';
 import type { OllamaClient } from './clients/ollama.types';
@@ -72,7 +72,7 @@ export function createApp(deps: AppDeps): Express {
         limit: config.rateLimitPerMin,
         standardHeaders: 'draft-8',
         legacyHeaders: false,
-        keyGenerator: (req) => (req as typeof req & { auth?: { user?: string } }).auth?.user ?? req.ip ?? 'unknown',
+        keyGenerator: (req) => (req as typeof req & { auth?: { user?: string } }).auth?.user ?? ipKeyGenerator(req.ip ?? 'unknown'),
         handler: (req, res) => {
           const err = new AppError('RATE_LIMITED', 429, 'Too many requests', { retryAfterS: 60, hint: `At most ${config.rateLimitPerMin} requests a minute.` });
           res.setHeader('Retry-After', '60');

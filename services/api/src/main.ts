@@ -76,11 +76,15 @@ function start(): void {
     if (stopping) return;
     stopping = true;
     logger.info('shutting down', { signal, running: queue.activeCount, queued: queue.queuedCount });
-    server.close();
+    // Stop accepting; resolves once every connection has ended (idle keep-alives close now).
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     queue.rejectWaiting(new ServiceShuttingDownError());
     const drained = await queue.drain(config.shutdown.graceS * 1000);
     if (!drained) logger.warn('grace period over: ending running generations', { running: queue.activeCount });
+    // Let the last lines of finished answers flush before the sockets go.
+    await Promise.race([closed, new Promise((r) => setTimeout(r, drained ? 2000 : 0))]);
     server.closeAllConnections();
+    logger.info('stopped');
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));

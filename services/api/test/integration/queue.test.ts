@@ -1,0 +1,116 @@
+import request from 'supertest';
+import { startHarness, type Harness } from '../support/harness';
+
+const post = (base: string, path: string, body: unknown, signal?: AbortSignal) =>
+  fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal });
+
+describe('the GPU queue in front of Ollama', () => {
+  let h: Harness;
+  let base: string;
+  beforeAll(async () => {
+    h = await startHarness({ MAX_CONCURRENT: '1', MAX_QUEUE: '1', QUEUE_TIMEOUT_S: '30' }, { tokenDelayMs: 30 });
+    base = await h.listen();
+  });
+  afterAll(() => h.close());
+  beforeEach(() => {
+    h.fake.resetBehaviours();
+    h.fake.requests.length = 0;
+  });
+
+  test('When more requests come than slots, then Ollama never sees more than MAX_CONCURRENT per model', async () => {
+    h.fake.setDefaultReply('one two three four five six');
+    const before = h.fake.stats.maxActive;
+    const results = await Promise.all([post(base, '/v1/generate', { prompt: 'a' }), post(base, '/v1/generate', { prompt: 'b' })]);
+    expect(results.map((r) => r.status)).toEqual([200, 200]);
+    expect(Math.max(before, h.fake.stats.maxActive)).toBe(1);
+  });
+
+  test('When the queue is full, then the next caller gets 503 QUEUE_FULL at once with an estimated Retry-After', async () => {
+    h.fake.setBehaviour('llama3.1:8b', { kind: 'hang' });
+    const ctrl = new AbortController();
+    const running = post(base, '/v1/generate', { prompt: 'running' }, ctrl.signal).catch(() => undefined);
+    await h.fake.waitFor(() => h.fake.stats.active === 1);
+    const queued = post(base, '/v1/generate', { prompt: 'queued' }, ctrl.signal).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+    const t0 = Date.now();
+    const refused = await request(h.app).post('/v1/generate').send({ prompt: 'refused' }).expect(503);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(refused.body.error).toMatchObject({ code: 'QUEUE_FULL', model: 'llama3.1:8b', running: 1, queued: 1 });
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    // An embedding has its own lane: it does not wait behind the stuck generation.
+    await request(h.app).post('/v1/embeddings').send({ input: 'still served' }).expect(200);
+    ctrl.abort();
+    await Promise.all([running, queued]);
+    await h.fake.waitFor(() => h.fake.stats.active === 0);
+  });
+
+  test('When a streaming caller disconnects, then the upstream generation is aborted and the slot freed', async () => {
+    h.fake.setDefaultReply(Array.from({ length: 200 }, (_, i) => `w${i}`).join(' '));
+    const abortedBefore = h.fake.stats.aborted;
+    const ctrl = new AbortController();
+    const res = await post(base, '/v1/generate', { prompt: 'long', stream: true }, ctrl.signal);
+    const reader = res.body!.getReader();
+    await reader.read(); // first chunk arrived: the GPU is busy for us
+    ctrl.abort();
+    await h.fake.waitFor(() => h.fake.stats.aborted === abortedBefore + 1, 3000);
+    h.fake.setDefaultReply('short answer');
+    // The only slot is free again: a new request is served, not queued behind a ghost.
+    const next = await request(h.app).post('/v1/generate').send({ prompt: 'next' }).expect(200);
+    expect(next.body.response).toBe('short answer');
+  });
+
+  test('When a queued caller disconnects, then it leaves the queue (the place is free for the next one)', async () => {
+    h.fake.setBehaviour('llama3.1:8b', { kind: 'hang' });
+    const holder = new AbortController();
+    const running = post(base, '/v1/generate', { prompt: 'running' }, holder.signal).catch(() => undefined);
+    await h.fake.waitFor(() => h.fake.stats.active === 1);
+    const leaver = new AbortController();
+    const leaving = post(base, '/v1/generate', { prompt: 'leaves' }, leaver.signal).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+    leaver.abort();
+    await leaving;
+    await new Promise((r) => setTimeout(r, 50));
+    // MAX_QUEUE is 1: if the leaver still held its place this would be a 503.
+    const taker = new AbortController();
+    const takes = post(base, '/v1/generate', { prompt: 'takes the place' }, taker.signal);
+    const early = await Promise.race([takes.then((r) => r.status), new Promise((r) => setTimeout(() => r('waiting'), 300))]);
+    expect(early).toBe('waiting');
+    holder.abort();
+    taker.abort();
+    await Promise.all([running, takes.catch(() => undefined)]);
+    await h.fake.waitFor(() => h.fake.stats.active === 0);
+  });
+
+  test('When a caller waits longer than QUEUE_TIMEOUT_S, then 503 QUEUE_TIMEOUT', async () => {
+    const t = await startHarness({ MAX_CONCURRENT: '1', MAX_QUEUE: '4', QUEUE_TIMEOUT_S: '0.3' });
+    try {
+      t.fake.setBehaviour('llama3.1:8b', { kind: 'hang' });
+      const b = await t.listen();
+      const ctrl = new AbortController();
+      const running = post(b, '/v1/generate', { prompt: 'x' }, ctrl.signal).catch(() => undefined);
+      await t.fake.waitFor(() => t.fake.stats.active === 1);
+      const res = await request(t.app).post('/v1/generate').send({ prompt: 'y' }).expect(503);
+      expect(res.body.error.code).toBe('QUEUE_TIMEOUT');
+      ctrl.abort();
+      await running;
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('When a streamed request waits in the queue, then headers come at once and the answer follows when the slot frees', async () => {
+    h.fake.setDefaultReply('after the wait');
+    h.fake.setBehaviour('llama3.1:8b', { kind: 'hang' });
+    const holder = new AbortController();
+    const running = post(base, '/v1/generate', { prompt: 'running' }, holder.signal).catch(() => undefined);
+    await h.fake.waitFor(() => h.fake.stats.active === 1);
+    const streamed = await post(base, '/v1/generate', { prompt: 'queued', stream: true });
+    expect(streamed.status).toBe(200); // headers arrived while still queued
+    h.fake.resetBehaviours();
+    holder.abort();
+    await running;
+    const text = await streamed.text();
+    const lines = text.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.filter((l) => !l.done).map((l) => l.response).join('')).toBe('after the wait');
+  });
+});
