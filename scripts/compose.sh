@@ -11,6 +11,7 @@
 #   STACK_ENV_FILE: read this instead of .env (tests use an empty file, so a local .env cannot leak in).
 #   COMPOSE_BIN: the compose command (default: `docker compose` if present, else `docker-compose`).
 #   --print  as first COMPOSE_ARG: print the top-level arguments instead of running compose.
+# Exit 3: refused to start because AUTH_USERS is empty.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -61,7 +62,7 @@ if [ -z "$(env_get AUTH_USERS)" ]; then
     up|create|start|run|restart)
       echo "compose.sh: AUTH_USERS is empty in .env - refusing to start: the GPU is never served without auth." >&2
       echo "            Run \`make init\` (new .env) or add user:password entries to AUTH_USERS." >&2
-      exit 1 ;;
+      exit 3 ;;
     down|logs|ps|stop|rm|kill|top|images|exec|--print)
       export AUTH_USERS=placeholder:unused ;;  # these need no real users, only a config that loads
     *) ;;                                      # config etc.: compose itself reports the empty AUTH_USERS

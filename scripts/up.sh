@@ -24,7 +24,23 @@ if [ "$mode" = dev ]; then
 fi
 
 start=$(date +%s)
-scripts/compose.sh "$mode" up -d --build --remove-orphans
+if [ "$mode" != dev ]; then
+  echo "up: ollama starts, then the model-puller makes sure of the models (the first run downloads"
+  echo "    several GB and can take a while; \`make logs\` in another terminal shows the progress)"
+fi
+rc=0
+scripts/compose.sh "$mode" up -d --build --remove-orphans || rc=$?
+[ "$rc" = 3 ] && exit 1   # refused: AUTH_USERS is empty (compose.sh said so)
+if [ "$rc" != 0 ]; then
+  # compose alone only says that a dependency failed; show why (e.g. the model that could not be pulled)
+  if [ "$mode" != dev ]; then
+    echo "up: last lines of the model-puller:" >&2
+    scripts/compose.sh "$mode" logs --no-color --tail=15 model-puller >&2 || true
+  fi
+  scripts/compose.sh "$mode" ps >&2 || true
+  echo "up: FAILED - see above, and \`make logs\`" >&2
+  exit 1
+fi
 
 port=${HTTP_PORT:-$(env_get HTTP_PORT)}; port=${port:-8080}
 printf 'up: waiting for http://127.0.0.1:%s/health ' "$port"

@@ -229,6 +229,6 @@ test('no AUTH_USERS: compose refuses to render, make up refuses to start', () =>
   const up = run(path.join(ROOT, 'scripts', 'compose.sh'), ['server', 'up', '-d'], {
     env: { ...process.env, STACK_ENV_FILE: EMPTY_ENV, COMPOSE_BIN: 'false', AUTH_USERS: '' },
   });
-  assert.equal(up.status, 1);
+  assert.equal(up.status, 3);
   assert.match(up.stderr, /refusing to start/);
 });

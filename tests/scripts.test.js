@@ -140,3 +140,23 @@ test('make up refuses to start when AUTH_USERS is empty, and says why', async ()
   assert.match(r.out, /AUTH_USERS is empty .* refusing to start/);
   assert.deepEqual(r.calls, [], 'compose was never called');
 });
+
+test('make up: when compose fails, the model-puller log tail (naming the model) is shown and the exit is non-zero', async () => {
+  const dir = scratchRepo();
+  const calls = path.join(dir, 'calls.log');
+  const stub = path.join(dir, 'compose-failing');
+  // `up` fails like compose does when the puller exits 1; `logs` prints what the puller printed
+  fs.writeFileSync(stub, `#!/bin/sh
+echo "$*" >> "${calls}"
+case "$*" in
+  *" up "*) echo "ERROR: for api  Container \\"abc\\" exited with code 1." >&2; exit 1 ;;
+  *" logs "*) echo "model-puller_1  | model-puller: FAILED to pull model 'fail-model:1b'" ;;
+esac
+`, { mode: 0o755 });
+  const r = run('make', ['-s', 'up'], { cwd: dir, env: { ...process.env, COMPOSE_BIN: stub, GPU: '', TUNNEL: '', TUNNEL_TOKEN: '', COMPOSE_PROJECT_NAME: '' } });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /FAILED to pull model 'fail-model:1b'/);
+  assert.match(r.stderr, /up: FAILED/);
+  const log = fs.readFileSync(calls, 'utf8');
+  assert.match(log, /logs --no-color --tail=15 model-puller/);
+});
