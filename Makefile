@@ -3,6 +3,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 COMPOSE := scripts/compose.sh
 MODEL ?=
+# `docker compose exec` wants a terminal unless told -T (make run from scripts, CI, cron)
+EXEC_T = $$([ -t 0 ] || echo -T)
 
 .PHONY: help init up dev dev-cpu down logs ps pull models tunnel-url local test test-api test-infra
 
@@ -33,11 +35,11 @@ ps: ## state and health of the services
 pull: ## pull one more model: make pull MODEL=qwen2.5:7b
 	@test -n "$(MODEL)" || { echo "usage: make pull MODEL=name:tag"; exit 2; }
 	@if [ "$$(cat .stack-mode 2>/dev/null)" = dev ]; then ollama pull "$(MODEL)"; \
-	 else $(COMPOSE) last exec ollama ollama pull "$(MODEL)"; fi
+	 else $(COMPOSE) last exec $(EXEC_T) ollama ollama pull "$(MODEL)"; fi
 
 models: ## models present in ollama
 	@if [ "$$(cat .stack-mode 2>/dev/null)" = dev ]; then ollama list; \
-	 else $(COMPOSE) last exec ollama ollama list; fi
+	 else $(COMPOSE) last exec $(EXEC_T) ollama ollama list; fi
 
 tunnel-url: ## public URL of the Cloudflare quick tunnel
 	@scripts/tunnel-url.sh
