@@ -17,6 +17,8 @@ import { generationRoutes } from './http/generation.routes';
 import { inferenceRoutes } from './http/inference.routes';
 import { requestContext } from './http/request-context';
 import { healthRoutes, modelRoutes } from './http/status.routes';
+import { jobRoutes } from './http/async-jobs';
+import { JobStore } from './services/jobs.service';
 import { AdminService } from './services/admin.service';
 import { EmbeddingService } from './services/embedding.service';
 import { GenerationService } from './services/generation.service';
@@ -32,6 +34,7 @@ export interface AppDeps {
   ollama: OllamaClient;
   /** Built by main.ts so it can drain it on shutdown; made here when absent. */
   queue?: GpuQueue;
+  jobs?: JobStore;
   state?: OllamaState;
   /** The Docker API (admin restart/status); absent → those admin routes answer 503 DOCKER_UNAVAILABLE. */
   docker?: DockerClient;
@@ -47,6 +50,7 @@ export function createApp(deps: AppDeps): Express {
   const generation = new GenerationService({ config, ollama, catalog, queue, state });
   const structured = new StructuredService(generation, config.structured.maxAttempts);
   const embeddings = new EmbeddingService(generation, ollama, config);
+  const jobs = deps.jobs ?? new JobStore(config.jobs);
   const health = new HealthService(ollama, catalog, state, config.models.default, config.health.cacheTtlS, logger);
   const admin = new AdminService({ config, ollama, docker: deps.docker, state, catalog, health, logger });
 
@@ -84,8 +88,9 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(express.json({ limit: config.bodyLimit, type: ['application/json', 'application/*+json'] }));
   app.use('/v1', modelRoutes(catalog, config.models));
-  app.use('/v1', generationRoutes(generation));
-  app.use('/v1', inferenceRoutes(structured, embeddings));
+  app.use('/v1', generationRoutes(generation, jobs));
+  app.use('/v1', inferenceRoutes(structured, embeddings, jobs));
+  app.use('/v1', jobRoutes(jobs, config.auth));
   app.use('/admin', requireAdmin(config.auth), adminRoutes(admin));
 
   app.use(notFoundHandler);

@@ -46,6 +46,7 @@ export interface Config {
   shutdown: { graceS: number };
   /** Requests per minute per user (or client address); 0 = off. nginx limits too, per address. */
   rateLimitPerMin: number;
+  jobs: { ttlS: number; max: number };
   docker: { host: string; ollamaContainer: string; composeProject: string; restartWaitS: number };
 }
 
@@ -89,6 +90,8 @@ const schema = Joi.object({
   ADMIN_USERS: Joi.string().allow('').default('').description('comma list of user names from AUTH_USERS'),
   SHUTDOWN_GRACE_S: Joi.number().min(0).default(20),
   RATE_LIMIT_PER_MIN: Joi.number().integer().min(0).default(600),
+  JOBS_TTL_S: Joi.number().positive().default(3600).description('How long a finished async job is kept'),
+  JOBS_MAX: Joi.number().integer().min(1).max(100000).default(200).description('Async jobs kept at once'),
 
   DOCKER_HOST: Joi.string().default('unix:///var/run/docker.sock'),
   OLLAMA_CONTAINER: Joi.string().allow('').default(''),
@@ -188,6 +191,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auth: { users, adminUsers },
     shutdown: { graceS: v.SHUTDOWN_GRACE_S },
     rateLimitPerMin: v.RATE_LIMIT_PER_MIN,
+    jobs: { ttlS: v.JOBS_TTL_S, max: v.JOBS_MAX },
     docker: {
       host: v.DOCKER_HOST,
       ollamaContainer: v.OLLAMA_CONTAINER,

@@ -11,6 +11,7 @@ import { loadConfig, type Config } from './config';
 import { ConfigError, ServiceShuttingDownError } from './errors';
 import { createLogger } from './logger';
 import { GpuQueue } from './services/gpu-queue';
+import { JobStore } from './services/jobs.service';
 import { OllamaState } from './services/ollama-state';
 
 function start(): void {
@@ -54,7 +55,8 @@ function start(): void {
   } catch (err) {
     logger.error('admin docker routes disabled: DOCKER_HOST is unusable', { problems: err instanceof ConfigError ? err.problems : String(err) });
   }
-  const app = createApp({ config, logger, ollama, queue, state, docker });
+  const jobs = new JobStore(config.jobs);
+  const app = createApp({ config, logger, ollama, queue, state, jobs, docker });
 
   const server: Server = app.listen(config.port, config.host, () => {
     logger.info('listening', {
@@ -81,6 +83,7 @@ function start(): void {
     queue.rejectWaiting(new ServiceShuttingDownError());
     const drained = await queue.drain(config.shutdown.graceS * 1000);
     if (!drained) logger.warn('grace period over: ending running generations', { running: queue.activeCount });
+    jobs.cancelAll();
     // Let the last lines of finished answers flush before the sockets go.
     await Promise.race([closed, new Promise((r) => setTimeout(r, drained ? 2000 : 0))]);
     server.closeAllConnections();

@@ -2,11 +2,17 @@
 import { Router, type Request, type Response } from 'express';
 import Joi from 'joi';
 import type { OllamaMessage } from '../clients/ollama.types';
-import { collect, type Collected, type GenerationService, type GenRequest } from '../services/generation.service';
+import { collect, type Admission, type GenerationService, type GenRequest } from '../services/generation.service';
+import type { JobStore } from '../services/jobs.service';
+import { respond } from './async-jobs';
 import { clientGone } from './request-context';
 import { endWithError, startNdjson, writeLine } from './ndjson';
 import { formatSchema, imageSchema, messageSchema, modelName, optionsSchema, stripDataUrl } from './schemas';
 import { validate } from './validate';
+
+const asyncFlag = Joi.boolean()
+  .default(false)
+  .when('stream', { is: true, then: Joi.valid(false).messages({ 'any.only': 'async cannot be combined with stream' }) });
 
 const generateBody = Joi.object({
   prompt: Joi.string().min(1).max(1_000_000).required(),
@@ -16,6 +22,7 @@ const generateBody = Joi.object({
   options: optionsSchema,
   format: formatSchema,
   stream: Joi.boolean().default(false),
+  async: asyncFlag,
 }).required();
 
 const chatBody = Joi.object({
@@ -25,48 +32,55 @@ const chatBody = Joi.object({
   format: formatSchema,
   tools: Joi.array().items(Joi.object().unknown(true)).max(64),
   stream: Joi.boolean().default(false),
+  async: asyncFlag,
 }).required();
 
-export function generationRoutes(generation: GenerationService): Router {
+export function generationRoutes(generation: GenerationService, jobs: JobStore): Router {
   const router = Router();
 
-  async function serve(req: Request, res: Response, genReq: GenRequest, requestedModel: string | undefined, hasImages: boolean, stream: boolean) {
+  const shape = (genReq: GenRequest, text: string) =>
+    genReq.kind === 'generate' ? { response: text } : { message: { role: 'assistant', content: text } };
+
+  /** The whole answer as one JSON body (stream:false callers and async jobs). */
+  async function answer(res: Response, admission: Admission, genReq: GenRequest, signal: AbortSignal, onRunning: () => void) {
+    const r = await collect(
+      generation.run(admission, genReq, signal, (slot) => {
+        onRunning();
+        res.locals.log = { ...res.locals.log, queueWaitMs: slot.waitedMs };
+      }),
+    );
+    res.locals.log = { ...res.locals.log, tokens: r.usage.completion_tokens, doneReason: r.doneReason };
+    const model = admission.model;
+    const body =
+      genReq.kind === 'generate'
+        ? { model, response: r.text, ...(r.thinking ? { thinking: r.thinking } : {}) }
+        : {
+            model,
+            message: { role: 'assistant', content: r.text, ...(r.thinking ? { thinking: r.thinking } : {}), ...(r.toolCalls.length ? { tool_calls: r.toolCalls } : {}) },
+          };
+    return { ...body, done_reason: r.doneReason, usage: r.usage };
+  }
+
+  /** NDJSON: headers at once (a caller behind Cloudflare must see bytes before 100 s, even while queued). */
+  async function stream(req: Request, res: Response, genReq: GenRequest, requestedModel: string | undefined, hasImages: boolean) {
     const signal = clientGone(res);
     const admission = await generation.admit(requestedModel, hasImages ? 'vision' : 'chat', signal);
     const model = admission.model;
-    res.locals.log = { model, queuePosition: admission.ticket.position, stream };
+    res.locals.log = { model, queuePosition: admission.ticket.position, stream: true };
     const events = generation.run(admission, genReq, signal, (slot) => {
       res.locals.log = { ...res.locals.log, queueWaitMs: slot.waitedMs };
     });
-    const shape = (text: string) =>
-      genReq.kind === 'generate' ? { response: text } : { message: { role: 'assistant', content: text } };
-
-    if (!stream) {
-      const r: Collected = await collect(events);
-      res.locals.log = { ...res.locals.log, tokens: r.usage.completion_tokens, doneReason: r.doneReason };
-      const body =
-        genReq.kind === 'generate'
-          ? { model, response: r.text, ...(r.thinking ? { thinking: r.thinking } : {}) }
-          : {
-              model,
-              message: { role: 'assistant', content: r.text, ...(r.thinking ? { thinking: r.thinking } : {}), ...(r.toolCalls.length ? { tool_calls: r.toolCalls } : {}) },
-            };
-      res.json({ ...body, done_reason: r.doneReason, usage: r.usage });
-      return;
-    }
-
-    // Headers go out now: a caller behind Cloudflare must see bytes before 100 s, even while queued.
     startNdjson(res);
     try {
       for await (const ev of events) {
         if (ev.type === 'delta') {
-          const line: Record<string, unknown> = { model, ...shape(ev.text), done: false };
+          const line: Record<string, unknown> = { model, ...shape(genReq, ev.text), done: false };
           if (ev.thinking) line.thinking = ev.thinking;
           if (ev.toolCalls?.length) (line.message as Record<string, unknown>).tool_calls = ev.toolCalls;
           writeLine(res, line);
         } else {
           res.locals.log = { ...res.locals.log, tokens: ev.usage.completion_tokens, doneReason: ev.doneReason };
-          writeLine(res, { model, ...shape(''), done: true, done_reason: ev.doneReason, usage: ev.usage });
+          writeLine(res, { model, ...shape(genReq, ''), done: true, done_reason: ev.doneReason, usage: ev.usage });
         }
       }
       res.end();
@@ -79,17 +93,26 @@ export function generationRoutes(generation: GenerationService): Router {
     }
   }
 
+  async function serve(req: Request, res: Response, genReq: GenRequest, requestedModel: string | undefined, hasImages: boolean) {
+    if (req.body.stream) return stream(req, res, genReq, requestedModel, hasImages);
+    await respond(req, res, jobs, genReq.kind, async (signal, onRunning) => {
+      const admission = await generation.admit(requestedModel, hasImages ? 'vision' : 'chat', signal);
+      res.locals.log = { model: admission.model, queuePosition: admission.ticket.position, stream: false };
+      return () => answer(res, admission, genReq, signal, onRunning);
+    });
+  }
+
   router.post('/generate', validate({ body: generateBody }), async (req, res) => {
     const b = req.body;
     const images = b.images?.map(stripDataUrl);
-    await serve(req, res, { kind: 'generate', input: { prompt: b.prompt, system: b.system || undefined, images, options: b.options, format: b.format } }, b.model, Boolean(images?.length), b.stream);
+    await serve(req, res, { kind: 'generate', input: { prompt: b.prompt, system: b.system || undefined, images, options: b.options, format: b.format } }, b.model, Boolean(images?.length));
   });
 
   router.post('/chat', validate({ body: chatBody }), async (req, res) => {
     const b = req.body;
     const messages: OllamaMessage[] = b.messages.map((m: OllamaMessage) => (m.images ? { ...m, images: m.images.map(stripDataUrl) } : m));
     const hasImages = messages.some((m) => m.images?.length);
-    await serve(req, res, { kind: 'chat', input: { messages, options: b.options, format: b.format, tools: b.tools } }, b.model, hasImages, b.stream);
+    await serve(req, res, { kind: 'chat', input: { messages, options: b.options, format: b.format, tools: b.tools } }, b.model, hasImages);
   });
 
   return router;

@@ -2,7 +2,9 @@
 import { Router } from 'express';
 import Joi from 'joi';
 import type { EmbeddingService } from '../services/embedding.service';
+import type { JobStore } from '../services/jobs.service';
 import type { StructuredService } from '../services/structured.service';
+import { respond } from './async-jobs';
 import { clientGone } from './request-context';
 import { messageSchema, modelName, optionsSchema } from './schemas';
 import { validate } from './validate';
@@ -14,6 +16,7 @@ const structuredBody = Joi.object({
   model: modelName,
   system: Joi.string().allow('').max(100_000),
   options: optionsSchema,
+  async: Joi.boolean().default(false),
 })
   .xor('prompt', 'messages')
   .required();
@@ -23,13 +26,18 @@ const embeddingsBody = Joi.object({
   model: modelName,
 }).required();
 
-export function inferenceRoutes(structured: StructuredService, embeddings: EmbeddingService): Router {
+export function inferenceRoutes(structured: StructuredService, embeddings: EmbeddingService, jobs: JobStore): Router {
   const router = Router();
 
   router.post('/structured', validate({ body: structuredBody }), async (req, res) => {
-    const r = await structured.run(req.body, clientGone(res));
-    res.locals.log = { model: r.model, attempts: r.attempts, tokens: r.usage.completion_tokens };
-    res.json({ data: r.data, attempts: r.attempts, model: r.model, usage: r.usage });
+    await respond(req, res, jobs, 'structured', async (signal, onRunning) => {
+      const produce = await structured.prepare(req.body, signal, onRunning);
+      return async () => {
+        const r = await produce();
+        res.locals.log = { model: r.model, attempts: r.attempts, tokens: r.usage.completion_tokens };
+        return { data: r.data, attempts: r.attempts, model: r.model, usage: r.usage };
+      };
+    });
   });
 
   router.post('/embeddings', validate({ body: embeddingsBody }), async (req, res) => {

@@ -83,42 +83,53 @@ export class StructuredService {
   }
 
   async run(input: StructuredInput, signal: AbortSignal): Promise<StructuredResult> {
+    return (await this.prepare(input, signal, () => undefined))();
+  }
+
+  /**
+   * Everything that can refuse the request up front (bad schema, unknown model, full queue);
+   * returns the function that waits for the GPU and produces the validated answer.
+   */
+  async prepare(input: StructuredInput, signal: AbortSignal, onRunning: () => void): Promise<() => Promise<StructuredResult>> {
     const validate = this.compile(input.schema);
     const admission = await this.generation.admit(input.model, 'chat', signal);
-    const slot = await admission.ticket.slot;
-    try {
-      const schemaText = JSON.stringify(input.schema);
-      const instruction =
-        `${input.system ? `${input.system}\n\n` : ''}Answer with a single JSON value that is valid against this JSON Schema, ` +
-        `and nothing else (no prose, no code fences):\n${schemaText}`;
-      const messages: OllamaMessage[] = [
-        { role: 'system', content: instruction },
-        ...(input.messages ?? [{ role: 'user' as const, content: input.prompt ?? '' }]),
-      ];
-      const total: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, total_ms: 0, load_ms: 0, prompt_eval_ms: 0, eval_ms: 0, tokens_per_second: null };
-      let problems: string[] = [];
-      for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
-        const answer = await collect(
-          this.generation.upstream(admission.model, { kind: 'chat', input: { messages, format: input.schema, options: input.options } }, signal),
-        );
-        addUsage(total, answer.usage);
-        const parsed = extractJson(answer.text);
-        if (parsed.ok && validate(parsed.value)) {
-          return { data: parsed.value, attempts: attempt, model: admission.model, usage: total };
-        }
-        problems = parsed.ok ? describe(validate.errors) : [parsed.error];
-        messages.push(
-          { role: 'assistant', content: answer.text },
-          {
-            role: 'user',
-            content: `That answer is not valid: ${problems.join('; ')}. Reply again with only the corrected JSON value, valid against the schema.`,
-          },
-        );
+    return async () => {
+      const slot = await admission.ticket.slot;
+      onRunning();
+      try {
+        return await this.attempts(admission.model, input, validate, signal);
+      } finally {
+        slot.release();
       }
-      throw new SchemaValidationFailedError(this.maxAttempts, problems, { details: { model: admission.model } });
-    } finally {
-      slot.release();
+    };
+  }
+
+  private async attempts(model: string, input: StructuredInput, validate: ValidateFunction, signal: AbortSignal): Promise<StructuredResult> {
+    const schemaText = JSON.stringify(input.schema);
+    const instruction =
+      `${input.system ? `${input.system}\n\n` : ''}Answer with a single JSON value that is valid against this JSON Schema, ` +
+      `and nothing else (no prose, no code fences):\n${schemaText}`;
+    const messages: OllamaMessage[] = [
+      { role: 'system', content: instruction },
+      ...(input.messages ?? [{ role: 'user' as const, content: input.prompt ?? '' }]),
+    ];
+    const total: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, total_ms: 0, load_ms: 0, prompt_eval_ms: 0, eval_ms: 0, tokens_per_second: null };
+    let problems: string[] = [];
+    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+      const answer = await collect(this.generation.upstream(model, { kind: 'chat', input: { messages, format: input.schema, options: input.options } }, signal));
+      addUsage(total, answer.usage);
+      const parsed = extractJson(answer.text);
+      if (parsed.ok && validate(parsed.value)) return { data: parsed.value, attempts: attempt, model, usage: total };
+      problems = parsed.ok ? describe(validate.errors) : [parsed.error];
+      messages.push(
+        { role: 'assistant', content: answer.text },
+        {
+          role: 'user',
+          content: `That answer is not valid: ${problems.join('; ')}. Reply again with only the corrected JSON value, valid against the schema.`,
+        },
+      );
     }
+    throw new SchemaValidationFailedError(this.maxAttempts, problems, { details: { model } });
   }
 }
 
