@@ -17,7 +17,14 @@ import { generationRoutes } from './http/generation.routes';
 import { inferenceRoutes } from './http/inference.routes';
 import { requestContext } from './http/request-context';
 import { healthRoutes, modelRoutes } from './http/status.routes';
+import { ollamaNativeRoutes } from './http/ollama-native.routes';
+import { openaiRoutes } from './http/openai.routes';
+import { errorShape, ollamaErrorBody, openaiErrorBody } from './http/surface-errors';
+import { PassthroughService } from './services/passthrough.service';
 import { jobRoutes } from './http/async-jobs';
+import { waldusRoutes } from './http/waldus.routes';
+import { createImageFetcher, type ImageFetcher } from './clients/image-fetcher';
+import { WaldusService } from './services/waldus.service';
 import { JobStore } from './services/jobs.service';
 import { AdminService } from './services/admin.service';
 import { EmbeddingService } from './services/embedding.service';
@@ -35,6 +42,8 @@ export interface AppDeps {
   /** Built by main.ts so it can drain it on shutdown; made here when absent. */
   queue?: GpuQueue;
   jobs?: JobStore;
+  /** Fetches caller-given image URLs (SSRF-guarded); tests inject a resolver/classifier. */
+  images?: ImageFetcher;
   state?: OllamaState;
   /** The Docker API (admin restart/status); absent → those admin routes answer 503 DOCKER_UNAVAILABLE. */
   docker?: DockerClient;
@@ -51,8 +60,11 @@ export function createApp(deps: AppDeps): Express {
   const structured = new StructuredService(generation, config.structured.maxAttempts);
   const embeddings = new EmbeddingService(generation, ollama, config);
   const jobs = deps.jobs ?? new JobStore(config.jobs);
+  const images = deps.images ?? createImageFetcher(config.images);
+  const waldus = new WaldusService(generation, structured, catalog, images);
   const health = new HealthService(ollama, catalog, state, config.models.default, config.health.cacheTtlS, logger);
   const admin = new AdminService({ config, ollama, docker: deps.docker, state, catalog, health, logger });
+  const passthrough = new PassthroughService({ config, ollama, generation, catalog, state });
 
   const app = express();
   app.disable('x-powered-by');
@@ -65,12 +77,16 @@ export function createApp(deps: AppDeps): Express {
   const status = healthRoutes(health);
   app.get('/health', status);
 
+  // The standard client surfaces answer every error (auth, rate limit, ours) in their SDKs' shape.
+  app.use('/ollama', errorShape(ollamaErrorBody));
+  app.use('/openai/v1', errorShape(openaiErrorBody));
+
   app.use(authenticate(config.auth));
   app.use(status);
 
   if (config.rateLimitPerMin > 0) {
     app.use(
-      '/v1',
+      ['/v1', '/ollama', '/openai/v1'],
       rateLimit({
         windowMs: 60_000,
         limit: config.rateLimitPerMin,
@@ -91,7 +107,10 @@ export function createApp(deps: AppDeps): Express {
   app.use('/v1', generationRoutes(generation, jobs));
   app.use('/v1', inferenceRoutes(structured, embeddings, jobs));
   app.use('/v1', jobRoutes(jobs, config.auth));
+  app.use('/v1', waldusRoutes(waldus, jobs));
   app.use('/admin', requireAdmin(config.auth), adminRoutes(admin));
+  app.use('/ollama', ollamaNativeRoutes(passthrough, config));
+  app.use('/openai/v1', openaiRoutes(passthrough));
 
   app.use(notFoundHandler);
   app.use(errorHandler);

@@ -47,6 +47,7 @@ export interface Config {
   /** Requests per minute per user (or client address); 0 = off. nginx limits too, per address. */
   rateLimitPerMin: number;
   jobs: { ttlS: number; max: number };
+  images: { timeoutMs: number; maxBytes: number; maxRedirects: number };
   docker: { host: string; ollamaContainer: string; composeProject: string; restartWaitS: number };
 }
 
@@ -91,6 +92,9 @@ const schema = Joi.object({
   SHUTDOWN_GRACE_S: Joi.number().min(0).default(20),
   RATE_LIMIT_PER_MIN: Joi.number().integer().min(0).default(600),
   JOBS_TTL_S: Joi.number().positive().default(3600).description('How long a finished async job is kept'),
+  IMAGE_FETCH_TIMEOUT_MS: Joi.number().integer().positive().default(10000).description('Whole fetch of an image_url'),
+  IMAGE_MAX_BYTES: Joi.number().integer().positive().default(10 * 1024 * 1024).description('Largest image_url download'),
+  IMAGE_MAX_REDIRECTS: Joi.number().integer().min(0).max(10).default(3),
   JOBS_MAX: Joi.number().integer().min(1).max(100000).default(200).description('Async jobs kept at once'),
 
   DOCKER_HOST: Joi.string().default('unix:///var/run/docker.sock'),
@@ -192,6 +196,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdown: { graceS: v.SHUTDOWN_GRACE_S },
     rateLimitPerMin: v.RATE_LIMIT_PER_MIN,
     jobs: { ttlS: v.JOBS_TTL_S, max: v.JOBS_MAX },
+    images: { timeoutMs: v.IMAGE_FETCH_TIMEOUT_MS, maxBytes: v.IMAGE_MAX_BYTES, maxRedirects: v.IMAGE_MAX_REDIRECTS },
     docker: {
       host: v.DOCKER_HOST,
       ollamaContainer: v.OLLAMA_CONTAINER,

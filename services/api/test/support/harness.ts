@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import { Writable } from 'node:stream';
 import winston from 'winston';
 import type { Express } from 'express';
-import { createApp } from '../../src/app';
+import { createApp, type AppDeps } from '../../src/app';
 import { createOllamaClient } from '../../src/clients/ollama.client';
 import type { OllamaClient } from '../../src/clients/ollama.types';
 import { loadConfig, type Config } from '../../src/config';
@@ -43,6 +43,7 @@ export async function startHarness(
   env: Record<string, string> = {},
   fakeOpts: FakeOllamaOptions = {},
   wrap?: (client: OllamaClient) => OllamaClient,
+  extra: Partial<AppDeps> = {},
 ): Promise<Harness> {
   const fake = await FakeOllama.start(fakeOpts);
   const config = loadConfig({ OLLAMA_BASE_URL: fake.url, MODEL_LOAD_TIMEOUT_S: '5', RATE_LIMIT_PER_MIN: '0', ...env });
@@ -50,7 +51,7 @@ export async function startHarness(
   const logger = env.CAPTURE_LOGS ? capturingLogger(logs) : createSilentLogger();
   let ollama = createOllamaClient({ baseUrl: config.ollama.baseUrl, requestTimeoutMs: 5000, retries: config.ollama.retries });
   if (wrap) ollama = wrap(ollama);
-  const app = createApp({ config, logger, ollama });
+  const app = createApp({ config, logger, ollama, ...extra });
   let server: Server | undefined;
   let base: Promise<string> | undefined;
   return {

@@ -1,0 +1,56 @@
+/** Waldus compatibility: POST /v1/complete, /v1/images/describe, /v1/translate (sync or async). */
+import { Router } from 'express';
+import Joi from 'joi';
+import type { WaldusService } from '../services/waldus.service';
+import type { JobStore } from '../services/jobs.service';
+import { respond } from './async-jobs';
+import { imageSchema, modelName, stripDataUrl } from './schemas';
+import { validate } from './validate';
+
+/** Exactly what ollama_complete.py took on its command line. */
+const completeBody = Joi.object({
+  user: Joi.string().min(1).max(1_000_000).required(),
+  system: Joi.string().allow('').max(100_000),
+  model: modelName,
+  temperature: Joi.number().min(0).max(2),
+  max_tokens: Joi.number().integer().min(1).max(131072),
+  async: Joi.boolean().default(false),
+}).required();
+
+const describeBody = Joi.object({
+  image_url: Joi.string().uri({ scheme: ['http', 'https'] }).max(4096),
+  image_base64: imageSchema,
+  max_length: Joi.number().integer().min(5).max(500).default(50),
+  language: Joi.string().trim().min(2).max(40).pattern(/^[\p{L} -]+$/u, 'language name or code'),
+  model: modelName,
+  async: Joi.boolean().default(false),
+})
+  .xor('image_url', 'image_base64')
+  .required();
+
+const translateBody = Joi.object({
+  text: Joi.string().min(1).max(100_000).required(),
+  target: Joi.string().trim().min(2).max(40).pattern(/^[\p{L} -]+$/u, 'language name or code').required(),
+  source: Joi.string().trim().min(2).max(40).pattern(/^[\p{L} -]+$/u, 'language name or code'),
+  model: modelName,
+  async: Joi.boolean().default(false),
+}).required();
+
+export function waldusRoutes(waldus: WaldusService, jobs: JobStore): Router {
+  const router = Router();
+
+  router.post('/complete', validate({ body: completeBody }), async (req, res) => {
+    await respond(req, res, jobs, 'complete', (signal, onRunning) => waldus.prepareComplete(req.body, signal, onRunning));
+  });
+
+  router.post('/images/describe', validate({ body: describeBody }), async (req, res) => {
+    const body = { ...req.body, image_base64: req.body.image_base64 ? stripDataUrl(req.body.image_base64) : undefined };
+    await respond(req, res, jobs, 'describe', (signal, onRunning) => waldus.prepareDescribe(body, signal, onRunning));
+  });
+
+  router.post('/translate', validate({ body: translateBody }), async (req, res) => {
+    await respond(req, res, jobs, 'translate', (signal, onRunning) => waldus.prepareTranslate(req.body, signal, onRunning));
+  });
+
+  return router;
+}
