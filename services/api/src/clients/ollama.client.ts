@@ -12,7 +12,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import axios, { AxiosError, type AxiosInstance, type AxiosResponse } from 'axios';
 import axiosRetry, { exponentialDelay, isNetworkError } from 'axios-retry';
 import {
@@ -38,6 +38,8 @@ import type {
   OllamaRunningModel,
   OllamaShowResponse,
   OllamaTag,
+  ProxyRequest,
+  ProxyResponse,
   StreamCallOptions,
 } from './ollama.types';
 
@@ -279,8 +281,88 @@ export function createOllamaClient(opts: OllamaClientOptions): OllamaClient {
     return obj as T;
   }
 
+  /**
+   * Raw pass-through. Only our own headers go out (never the caller's Origin, Host, Authorization
+   * or Cookie: Ollama answers 403 with an empty body to unknown origins). The Deadline bounds the
+   * wait for the headers, then each gap between two body chunks; leaving the body unread and
+   * destroying it aborts the upstream request.
+   */
+  async function proxy(r: ProxyRequest): Promise<ProxyResponse> {
+    const deadline = new Deadline({ signal: r.signal, firstChunkTimeoutMs: r.firstByteTimeoutMs, idleTimeoutMs: r.idleTimeoutMs });
+    const raw = r.body instanceof Readable;
+    const headers: Record<string, string> = { Accept: 'application/json, application/x-ndjson, text/event-stream', ...r.headers };
+    if (r.body !== undefined && !raw) headers['Content-Type'] = 'application/json';
+    let res: AxiosResponse<Readable>;
+    try {
+      res = await http_.request<Readable>({
+        method: r.method,
+        url: r.path,
+        data: r.body,
+        headers,
+        responseType: 'stream',
+        decompress: false,
+        signal: deadline.controller.signal,
+        timeout: 0, // the Deadline bounds the wait instead (a cold load sends no byte for a while)
+        // A byte stream cannot be replayed; a JSON body keeps the dead-pooled-socket retry.
+        ...(raw ? { 'axios-retry': { retries: 0 } } : {}),
+      });
+    } catch (err) {
+      deadline.dispose();
+      if (deadline.timedOut) throw new UpstreamTimeoutError(r.model, Math.round(r.firstByteTimeoutMs / 1000), { cause: err });
+      if (deadline.callerAborted() || isAbort(err)) throw new ClientClosedError();
+      throw mapTransportError(err, baseUrl, r.model, Math.round(r.firstByteTimeoutMs / 1000));
+    }
+    deadline.touch();
+
+    const src = res.data;
+    const tap = new Transform({
+      transform(chunk, _enc, cb) {
+        deadline.touch();
+        cb(null, chunk);
+      },
+    });
+    const idleS = Math.round(r.idleTimeoutMs / 1000);
+    let settled = false;
+    const settle = (err?: AppError) => {
+      if (settled) return;
+      settled = true;
+      deadline.dispose();
+      deadline.controller.signal.removeEventListener('abort', onAbort);
+      if (err) {
+        deadline.controller.abort();
+        tap.destroy(err);
+      }
+    };
+    // Our reason wins over axios's generic "canceled" (which it raises from the same abort event).
+    const reason = (err?: unknown): AppError => {
+      if (deadline.timedOut) return new UpstreamTimeoutError(r.model, idleS, { cause: err });
+      if (deadline.callerAborted() || isAbort(err)) return new ClientClosedError();
+      return mapTransportError(err, baseUrl, r.model, idleS);
+    };
+    const onAbort = () => settle(reason());
+    deadline.controller.signal.addEventListener('abort', onAbort, { once: true });
+    src.on('error', (err) => settle(err instanceof AppError ? err : reason(err)));
+    src.on('end', () => settle());
+    tap.on('close', () => {
+      // The consumer stopped reading (caller gone, or it had what it needed): free the upstream.
+      if (!src.readableEnded) {
+        settle();
+        deadline.controller.abort();
+        src.destroy();
+      }
+    });
+    src.pipe(tap);
+
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(res.headers ?? {})) {
+      if (v !== undefined && v !== null) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : String(v);
+    }
+    return { status: res.status, headers: out, body: tap };
+  }
+
   return {
     baseUrl,
+    proxy,
     async version(signal) {
       const r = await getJson<{ version: string }>('get', '/api/version', undefined, undefined, signal);
       return r.version;

@@ -1,4 +1,5 @@
 /** Ollama's wire types (see shared/reference/ollama-api.md §1). Only the fields the gateway reads. */
+import type { Readable } from 'node:stream';
 
 export interface OllamaModelDetails {
   parent_model?: string;
@@ -128,8 +129,44 @@ export interface StreamCallOptions {
   idleTimeoutMs: number;
 }
 
+/** A raw call for the pass-through surfaces (/ollama, /openai/v1): no status mapping, body streamed. */
+export interface ProxyRequest {
+  method: 'GET' | 'HEAD' | 'POST' | 'DELETE';
+  /** Ollama path with query, e.g. `/api/chat` or `/v1/models`. */
+  path: string;
+  /** A JSON value (sent as JSON) or a raw byte stream (sent as is, never retried). */
+  body?: unknown;
+  /** Only these headers reach Ollama (plus Content-Type for a JSON body): never the caller's. */
+  headers?: Record<string, string>;
+  /** For error messages (timeouts name the model). */
+  model?: string;
+  signal?: AbortSignal;
+  /** Wait allowed for the response headers (includes a cold model load). */
+  firstByteTimeoutMs: number;
+  /** Wait allowed between two body chunks. */
+  idleTimeoutMs: number;
+}
+
+export interface ProxyResponse {
+  status: number;
+  /** Response headers, lower-case names. */
+  headers: Record<string, string>;
+  /**
+   * The body as it arrives. It fails with an AppError (UPSTREAM_TIMEOUT when Ollama goes silent,
+   * CLIENT_CLOSED_REQUEST when the caller's signal fired, UPSTREAM_ERROR on a cut connection).
+   * Destroying it aborts the upstream request.
+   */
+  body: Readable;
+}
+
 export interface OllamaClient {
   readonly baseUrl: string;
+  /**
+   * Raw pass-through call. Transport failures throw the same AppErrors as every other call
+   * (OLLAMA_UNAVAILABLE at once on a refused connection, UPSTREAM_TIMEOUT past firstByteTimeoutMs);
+   * any HTTP status, 4xx/5xx included, is returned as is.
+   */
+  proxy(req: ProxyRequest): Promise<ProxyResponse>;
   version(signal?: AbortSignal): Promise<string>;
   tags(signal?: AbortSignal): Promise<OllamaTag[]>;
   ps(signal?: AbortSignal): Promise<OllamaRunningModel[]>;
