@@ -112,9 +112,9 @@ describe('admin container routes against podman', () => {
     // the wait ended when it came back, not after a fixed sleep and not before.
     const down = probes.filter((p) => !p.ok);
     expect(down.length).toBeGreaterThan(0);
-    expect(answeredAt - down[down.length - 1].at).toBeLessThan(1000);
+    expect(answeredAt - down[down.length - 1].at).toBeLessThan(2000); // poll interval is 250 ms; slack for a busy machine
     expect((await fetch(`${standin.url}/api/version`)).ok).toBe(true);
-    expect(res.body.downtimeMs).toBeLessThan(res.body.restartMs + standin.startDelayS * 1000 + 1000);
+    expect(res.body.downtimeMs).toBeLessThan(res.body.restartMs + standin.startDelayS * 1000 + 2500);
     expect(state.restarting).toBe(false);
     expect(audits()).toEqual([expect.objectContaining({ user: 'admin', action: 'ollama.restart', target: standin.name, outcome: 'ok' })]);
     // eslint-disable-next-line no-console
