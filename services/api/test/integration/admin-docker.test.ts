@@ -180,6 +180,45 @@ describe('admin container routes against podman', () => {
     }
   });
 
+  test('When DOCKER_HOST is tcp:// to a socket proxy in front of the engine, then reads work, and a restart the proxy forbids is 503 naming POST=1', async () => {
+    // A tecnativa-like proxy: GETs pass to podman, anything else needs POST=1.
+    let allowPost = false;
+    const proxy = http.createServer((req, res) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD' && !allowPost) {
+        res.writeHead(403, { 'Content-Type': 'text/plain' });
+        res.end('Forbidden');
+        return;
+      }
+      const up = http.request({ socketPath: engine.socketPath, path: req.url, method: req.method, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        ur.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      const port = (proxy.address() as { port: number }).port;
+      const { app, state } = buildAdminApp({ ...env(), DOCKER_HOST: `tcp://127.0.0.1:${port}` });
+      const status = await request(app).get('/admin/ollama').auth(ADMIN.user, ADMIN.password).expect(200);
+      expect(status.body.container.id).toBe(standin.id);
+
+      const before = await standin.startedAt();
+      const denied = await request(app).post('/admin/ollama/restart').auth(ADMIN.user, ADMIN.password).expect(503);
+      expect(denied.body.error).toMatchObject({ code: 'DOCKER_UNAVAILABLE', hint: expect.stringContaining('POST=1') });
+      expect(state.restarting).toBe(false);
+      expect(await standin.startedAt()).toBe(before);
+
+      allowPost = true;
+      const ok = await request(app).post('/admin/ollama/restart').auth(ADMIN.user, ADMIN.password).expect(200);
+      expect(ok.body.previousStartedAt).toBe(before);
+      expect(ok.body.startedAt).not.toBe(before);
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy.close(r));
+    }
+  });
+
   describe('When the Docker API cannot be used, then 503 DOCKER_UNAVAILABLE with a hint', () => {
     test('a socket path nobody listens on', async () => {
       const sock = path.join(os.tmpdir(), `alc-nobody-${process.pid}.sock`);
