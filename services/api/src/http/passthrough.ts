@@ -34,6 +34,10 @@ export async function pump(src: Readable, res: Response): Promise<number | undef
       lastByte = buf[buf.length - 1];
       if (!res.write(buf)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
     }
+  } catch (err) {
+    // The caller left: nobody to tell, and not a failure of ours (the upstream is already aborted).
+    if (res.destroyed) return lastByte;
+    throw err;
   } finally {
     res.off('close', gone);
     if (res.destroyed && !src.destroyed) src.destroy();
