@@ -147,13 +147,14 @@ export class AdminService {
         await docker.restart(before.id, { stopTimeoutS: this.stopTimeoutS });
         const restartMs = this.now() - started;
         const version = await this.waitForOllama(started, before.name);
+        const downtimeMs = this.now() - started;
         const after = await docker.inspect(before.id);
         return {
           restarted: true as const,
           container: view(after),
           previousStartedAt: before.startedAt,
           startedAt: after.startedAt,
-          downtimeMs: this.now() - started,
+          downtimeMs,
           restartMs,
           ollama: { version },
         };
