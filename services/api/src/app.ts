@@ -25,6 +25,9 @@ import { jobRoutes } from './http/async-jobs';
 import { waldusRoutes } from './http/waldus.routes';
 import { createImageFetcher, type ImageFetcher } from './clients/image-fetcher';
 import { WaldusService } from './services/waldus.service';
+import { Metrics } from './services/metrics';
+import { ResponseCache } from './services/response-cache';
+import { metricsRoutes } from './http/metrics.routes';
 import { JobStore } from './services/jobs.service';
 import { AdminService } from './services/admin.service';
 import { EmbeddingService } from './services/embedding.service';
@@ -45,6 +48,7 @@ export interface AppDeps {
   /** Fetches caller-given image URLs (SSRF-guarded); tests inject a resolver/classifier. */
   images?: ImageFetcher;
   state?: OllamaState;
+  metrics?: Metrics;
   /** The Docker API (admin restart/status); absent → those admin routes answer 503 DOCKER_UNAVAILABLE. */
   docker?: DockerClient;
 }
@@ -55,8 +59,11 @@ export function createApp(deps: AppDeps): Express {
     deps.queue ??
     new GpuQueue({ maxConcurrent: config.queue.maxConcurrent, maxQueue: config.queue.maxQueue, timeoutMs: config.queue.timeoutS * 1000 });
   const state = deps.state ?? new OllamaState();
+  const metrics = deps.metrics ?? new Metrics(queue);
+  queue.onSlot = (model, waitedMs) => metrics.waited(model, waitedMs / 1000);
+  const cache = new ResponseCache(config.cache);
   const catalog = new ModelCatalog(ollama, config.models);
-  const generation = new GenerationService({ config, ollama, catalog, queue, state });
+  const generation = new GenerationService({ config, ollama, catalog, queue, state, metrics });
   const structured = new StructuredService(generation, config.structured.maxAttempts);
   const embeddings = new EmbeddingService(generation, ollama, config);
   const jobs = deps.jobs ?? new JobStore(config.jobs);
@@ -70,7 +77,7 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
   app.set('etag', false);
-  app.use(requestContext(logger));
+  app.use(requestContext(logger, metrics));
   app.use(helmet());
 
   // Liveness and readiness: no auth on /health; /ready follows the auth rule like everything else.
@@ -104,8 +111,9 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(express.json({ limit: config.bodyLimit, type: ['application/json', 'application/*+json'] }));
   app.use('/v1', modelRoutes(catalog, config.models));
-  app.use('/v1', generationRoutes(generation, jobs));
-  app.use('/v1', inferenceRoutes(structured, embeddings, jobs));
+  app.use(metricsRoutes(metrics, config));
+  app.use('/v1', generationRoutes(generation, jobs, cache, metrics));
+  app.use('/v1', inferenceRoutes(structured, embeddings, jobs, cache, metrics));
   app.use('/v1', jobRoutes(jobs, config.auth));
   app.use('/v1', waldusRoutes(waldus, jobs));
   app.use('/admin', requireAdmin(config.auth), adminRoutes(admin));

@@ -47,6 +47,9 @@ export interface Config {
   /** Requests per minute per user (or client address); 0 = off. nginx limits too, per address. */
   rateLimitPerMin: number;
   jobs: { ttlS: number; max: number };
+  cache: { maxEntries: number; ttlS: number };
+  /** Users (besides admins) allowed to read /metrics, e.g. a Prometheus scraper. */
+  metricsUsers: string[];
   images: { timeoutMs: number; maxBytes: number; maxRedirects: number };
   docker: { host: string; ollamaContainer: string; composeProject: string; restartWaitS: number };
 }
@@ -95,6 +98,9 @@ const schema = Joi.object({
   IMAGE_FETCH_TIMEOUT_MS: Joi.number().integer().positive().default(10000).description('Whole fetch of an image_url'),
   IMAGE_MAX_BYTES: Joi.number().integer().positive().default(10 * 1024 * 1024).description('Largest image_url download'),
   IMAGE_MAX_REDIRECTS: Joi.number().integer().min(0).max(10).default(3),
+  CACHE_MAX_ENTRIES: Joi.number().integer().min(0).default(500).description('Cached answers (embeddings, temperature-0 + seed generations); 0 = off'),
+  CACHE_TTL_S: Joi.number().min(0).default(3600),
+  METRICS_USERS: Joi.string().allow('').default('').description('comma list of users (besides admins) that may read /metrics'),
   JOBS_MAX: Joi.number().integer().min(1).max(100000).default(200).description('Async jobs kept at once'),
 
   DOCKER_HOST: Joi.string().default('unix:///var/run/docker.sock'),
@@ -159,6 +165,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+  const metricsUsers = String(v.METRICS_USERS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const m of metricsUsers) {
+    if (!users.some((u) => u.name === m)) problems.push(`METRICS_USERS: "${m}" is not a user in AUTH_USERS`);
+  }
   for (const admin of adminUsers) {
     if (!users.some((u) => u.name === admin)) problems.push(`ADMIN_USERS: "${admin}" is not a user in AUTH_USERS`);
   }
@@ -196,6 +209,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdown: { graceS: v.SHUTDOWN_GRACE_S },
     rateLimitPerMin: v.RATE_LIMIT_PER_MIN,
     jobs: { ttlS: v.JOBS_TTL_S, max: v.JOBS_MAX },
+    cache: { maxEntries: v.CACHE_MAX_ENTRIES, ttlS: v.CACHE_TTL_S },
+    metricsUsers,
     images: { timeoutMs: v.IMAGE_FETCH_TIMEOUT_MS, maxBytes: v.IMAGE_MAX_BYTES, maxRedirects: v.IMAGE_MAX_REDIRECTS },
     docker: {
       host: v.DOCKER_HOST,

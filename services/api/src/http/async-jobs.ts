@@ -9,6 +9,7 @@ import Joi from 'joi';
 import type { Config } from '../config';
 import { AppError } from '../errors';
 import type { JobStore } from '../services/jobs.service';
+import { cachedJson, type CacheContext } from './cache';
 import { clientGone } from './request-context';
 import { validate } from './validate';
 
@@ -19,10 +20,12 @@ export function userOf(req: Request): string | null {
   return (req as Request & { auth?: { user?: string } }).auth?.user ?? null;
 }
 
-export async function respond(req: Request, res: Response, jobs: JobStore, kind: string, admit: Admit): Promise<void> {
+export async function respond(req: Request, res: Response, jobs: JobStore, kind: string, admit: Admit, cache?: CacheContext): Promise<void> {
   if (req.body?.async !== true) {
-    const produce = await admit(clientGone(res), () => undefined);
-    res.json(await produce());
+    const signal = clientGone(res);
+    const run = async () => (await admit(signal, () => undefined))();
+    if (cache) await cachedJson(req, res, cache, run);
+    else res.json(await run());
     return;
   }
   const controller = new AbortController();

@@ -4,6 +4,8 @@ import Joi from 'joi';
 import type { OllamaMessage } from '../clients/ollama.types';
 import { collect, type Admission, type GenerationService, type GenRequest } from '../services/generation.service';
 import type { JobStore } from '../services/jobs.service';
+import type { Metrics } from '../services/metrics';
+import type { ResponseCache } from '../services/response-cache';
 import { respond } from './async-jobs';
 import { clientGone } from './request-context';
 import { endWithError, startNdjson, writeLine } from './ndjson';
@@ -35,7 +37,7 @@ const chatBody = Joi.object({
   async: asyncFlag,
 }).required();
 
-export function generationRoutes(generation: GenerationService, jobs: JobStore): Router {
+export function generationRoutes(generation: GenerationService, jobs: JobStore, cache: ResponseCache, metrics?: Metrics): Router {
   const router = Router();
 
   const shape = (genReq: GenRequest, text: string) =>
@@ -95,11 +97,23 @@ export function generationRoutes(generation: GenerationService, jobs: JobStore):
 
   async function serve(req: Request, res: Response, genReq: GenRequest, requestedModel: string | undefined, hasImages: boolean) {
     if (req.body.stream) return stream(req, res, genReq, requestedModel, hasImages);
-    await respond(req, res, jobs, genReq.kind, async (signal, onRunning) => {
-      const admission = await generation.admit(requestedModel, hasImages ? 'vision' : 'chat', signal);
-      res.locals.log = { model: admission.model, queuePosition: admission.ticket.position, stream: false };
-      return () => answer(res, admission, genReq, signal, onRunning);
-    });
+    const kind = hasImages ? 'vision' : 'chat';
+    // Deterministic (temperature 0 and a seed): the same request gives the same answer.
+    const options = genReq.input.options ?? {};
+    const deterministic = options.temperature === 0 && options.seed !== undefined;
+    const parts = deterministic ? { model: generation.resolveModel(requestedModel, kind), request: genReq } : undefined;
+    await respond(
+      req,
+      res,
+      jobs,
+      genReq.kind,
+      async (signal, onRunning) => {
+        const admission = await generation.admit(requestedModel, kind, signal);
+        res.locals.log = { model: admission.model, queuePosition: admission.ticket.position, stream: false };
+        return () => answer(res, admission, genReq, signal, onRunning);
+      },
+      { cache, metrics, kind: genReq.kind, parts },
+    );
   }
 
   router.post('/generate', validate({ body: generateBody }), async (req, res) => {

@@ -3,6 +3,9 @@ import { Router } from 'express';
 import Joi from 'joi';
 import type { EmbeddingService } from '../services/embedding.service';
 import type { JobStore } from '../services/jobs.service';
+import type { Metrics } from '../services/metrics';
+import type { ResponseCache } from '../services/response-cache';
+import { cachedJson } from './cache';
 import type { StructuredService } from '../services/structured.service';
 import { respond } from './async-jobs';
 import { clientGone } from './request-context';
@@ -26,7 +29,7 @@ const embeddingsBody = Joi.object({
   model: modelName,
 }).required();
 
-export function inferenceRoutes(structured: StructuredService, embeddings: EmbeddingService, jobs: JobStore): Router {
+export function inferenceRoutes(structured: StructuredService, embeddings: EmbeddingService, jobs: JobStore, cache: ResponseCache, metrics?: Metrics): Router {
   const router = Router();
 
   router.post('/structured', validate({ body: structuredBody }), async (req, res) => {
@@ -41,9 +44,12 @@ export function inferenceRoutes(structured: StructuredService, embeddings: Embed
   });
 
   router.post('/embeddings', validate({ body: embeddingsBody }), async (req, res) => {
-    const r = await embeddings.embed(req.body.input, req.body.model, clientGone(res));
-    res.locals.log = { model: r.model, inputs: r.embeddings.length };
-    res.json(r);
+    const parts = { model: embeddings.resolveModel(req.body.model), input: req.body.input };
+    await cachedJson(req, res, { cache, metrics, kind: 'embeddings', parts }, async () => {
+      const r = await embeddings.embed(req.body.input, req.body.model, clientGone(res));
+      res.locals.log = { model: r.model, inputs: r.embeddings.length };
+      return r;
+    });
   });
 
   return router;

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from '../logger';
+import type { Metrics } from '../services/metrics';
 
 const SANE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -23,7 +24,7 @@ declare global {
   }
 }
 
-export function requestContext(logger: Logger) {
+export function requestContext(logger: Logger, metrics?: Metrics) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const incoming = req.get('x-request-id');
     req.id = incoming && SANE_ID.test(incoming) ? incoming : randomUUID();
@@ -36,6 +37,14 @@ export function requestContext(logger: Logger) {
       logged = true;
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
       const user = (req as Request & { auth?: { user?: string } }).auth?.user;
+      // A route pattern (bounded label set) for metrics; the raw path only in the log.
+      const pattern = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
+      const errorCode = (res.locals.log?.errorCode ?? res.locals.log?.streamError) as string | undefined;
+      if (metrics) {
+        metrics.request(pattern, req.method, res.statusCode, durationMs / 1000);
+        if (errorCode) metrics.error(errorCode, res.statusCode, pattern);
+        else if (res.statusCode >= 400) metrics.error(`HTTP_${res.statusCode}`, res.statusCode, pattern);
+      }
       req.log.info('request', {
         method: req.method,
         route: req.route?.path ? `${req.baseUrl}${req.route.path}` : req.path,

@@ -18,6 +18,10 @@ export class EmbeddingService {
     private readonly config: Config,
   ) {}
 
+  resolveModel(requested: string | undefined): string {
+    return this.generation.resolveModel(requested, 'embed');
+  }
+
   async embed(input: string | string[], requestedModel: string | undefined, signal: AbortSignal): Promise<EmbeddingResult> {
     const admission = await this.generation.admit(requestedModel, 'embed', signal);
     const slot = await admission.ticket.slot;

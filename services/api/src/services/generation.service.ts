@@ -9,6 +9,7 @@ import type { OllamaChatChunk, OllamaClient, OllamaGenerateChunk, OllamaMessage,
 import type { ModelCatalog } from './model-catalog.service';
 import type { GpuQueue, Slot, Ticket } from './gpu-queue';
 import type { OllamaState } from './ollama-state';
+import type { Metrics } from './metrics';
 
 export interface Usage {
   prompt_tokens: number;
@@ -80,6 +81,7 @@ export interface GenerationDeps {
   catalog: ModelCatalog;
   queue: GpuQueue;
   state: OllamaState;
+  metrics?: Metrics;
 }
 
 export class GenerationService {
@@ -101,6 +103,11 @@ export class GenerationService {
       firstChunkTimeoutMs: (perModelS + (cold ? o.loadAllowanceS : 0)) * 1000,
       idleTimeoutMs: perModelS * 1000,
     };
+  }
+
+  /** The model a request will use (alias and defaults applied), without any check. */
+  resolveModel(requested: string | undefined, kind: 'chat' | 'embed' | 'vision'): string {
+    return this.deps.catalog.resolve(requested, kind);
   }
 
   /**
@@ -155,14 +162,22 @@ export class GenerationService {
             },
             timeouts,
           );
+    const sentAt = performance.now();
+    let first = true;
     for await (const chunk of chunks) {
+      if (first) {
+        first = false;
+        this.deps.metrics?.firstToken(model, (performance.now() - sentAt) / 1000);
+      }
       const text = 'response' in chunk ? chunk.response : (chunk.message?.content ?? '');
       const thinking = 'response' in chunk ? chunk.thinking : chunk.message?.thinking;
       const toolCalls = 'message' in chunk ? chunk.message?.tool_calls : undefined;
       if (text || thinking || toolCalls?.length) yield { type: 'delta', text, thinking, toolCalls };
       if (chunk.done) {
         this.deps.catalog.markLoaded(model);
-        yield { type: 'done', doneReason: chunk.done_reason ?? 'stop', usage: usageFrom(chunk) };
+        const usage = usageFrom(chunk);
+        this.deps.metrics?.generated(model, usage.completion_tokens, usage.tokens_per_second);
+        yield { type: 'done', doneReason: chunk.done_reason ?? 'stop', usage };
         return;
       }
     }

@@ -54,6 +54,8 @@ const FALLBACK_DURATION_MS = 5_000;
 export class GpuQueue {
   private readonly lanes = new Map<string, Lane>();
   private drainWaiters: Array<() => void> = [];
+  /** Called whenever a request gets a slot (metrics). */
+  onSlot?: (model: string, waitedMs: number) => void;
 
   constructor(private readonly opts: QueueOptions, private readonly now: () => number = Date.now) {}
 
@@ -172,6 +174,7 @@ export class GpuQueue {
   private makeSlot(model: string, lane: Lane, enqueuedAt: number): Slot {
     const startedAt = this.now();
     let released = false;
+    this.onSlot?.(model, startedAt - enqueuedAt);
     return {
       waitedMs: startedAt - enqueuedAt,
       release: () => {

@@ -1,0 +1,118 @@
+/**
+ * Prometheus metrics (prom-client: the standard Node client, with correct histogram and text
+ * exposition handling that is not worth rewriting). One registry per app, so tests stay isolated.
+ * Also keeps the short in-memory history the status page shows (recent errors, request rate).
+ */
+import client from 'prom-client';
+import type { GpuQueue } from './gpu-queue';
+
+const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+const TTFT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40, 80];
+
+export interface RecentError {
+  at: string;
+  code: string;
+  status: number;
+  route: string;
+}
+
+export class Metrics {
+  readonly registry = new client.Registry();
+  private readonly requests: client.Counter<'route' | 'method' | 'status'>;
+  private readonly duration: client.Histogram<'route' | 'method'>;
+  private readonly ttft: client.Histogram<'model'>;
+  private readonly tokens: client.Counter<'model'>;
+  private readonly tps: client.Histogram<'model'>;
+  private readonly queueWait: client.Histogram<'model'>;
+  private readonly errors: client.Counter<'code'>;
+  private readonly cache: client.Counter<'kind' | 'result'>;
+  private readonly recentErrors: RecentError[] = [];
+  /** Request counts per second for the last minute, for the status page. */
+  private readonly perSecond = new Map<number, number>();
+
+  constructor(queue?: GpuQueue, private readonly now: () => number = Date.now) {
+    const r = [this.registry];
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'ai_local_api_' });
+    this.requests = new client.Counter({ name: 'ai_local_http_requests_total', help: 'HTTP requests by route, method and status', labelNames: ['route', 'method', 'status'], registers: r });
+    this.duration = new client.Histogram({ name: 'ai_local_http_request_duration_seconds', help: 'Time to the end of the response', labelNames: ['route', 'method'], buckets: LATENCY_BUCKETS, registers: r });
+    this.ttft = new client.Histogram({ name: 'ai_local_time_to_first_token_seconds', help: 'From sending to Ollama to the first token', labelNames: ['model'], buckets: TTFT_BUCKETS, registers: r });
+    this.tokens = new client.Counter({ name: 'ai_local_tokens_generated_total', help: 'Completion tokens generated', labelNames: ['model'], registers: r });
+    this.tps = new client.Histogram({ name: 'ai_local_tokens_per_second', help: 'Decode speed per generation (eval_count / eval_duration)', labelNames: ['model'], buckets: [1, 5, 10, 20, 30, 40, 50, 60, 80, 100, 150, 200], registers: r });
+    this.queueWait = new client.Histogram({ name: 'ai_local_queue_wait_seconds', help: 'Wait for a GPU slot', labelNames: ['model'], buckets: LATENCY_BUCKETS, registers: r });
+    this.errors = new client.Counter({ name: 'ai_local_errors_total', help: 'Errors answered, by code (upstream ones included)', labelNames: ['code'], registers: r });
+    this.cache = new client.Counter({ name: 'ai_local_cache_requests_total', help: 'Response cache lookups', labelNames: ['kind', 'result'], registers: r });
+    if (queue) {
+      new client.Gauge({
+        name: 'ai_local_queue_depth',
+        help: 'Requests waiting for a GPU slot, per model',
+        labelNames: ['model'],
+        registers: r,
+        collect() {
+          this.reset();
+          for (const s of queue.stats()) this.set({ model: s.model }, s.queued);
+        },
+      });
+      new client.Gauge({
+        name: 'ai_local_queue_running',
+        help: 'Requests holding a GPU slot, per model',
+        labelNames: ['model'],
+        registers: r,
+        collect() {
+          this.reset();
+          for (const s of queue.stats()) this.set({ model: s.model }, s.active);
+        },
+      });
+    }
+  }
+
+  request(route: string, method: string, status: number, seconds: number): void {
+    this.requests.inc({ route, method, status: String(status) });
+    this.duration.observe({ route, method }, seconds);
+    const sec = Math.floor(this.now() / 1000);
+    this.perSecond.set(sec, (this.perSecond.get(sec) ?? 0) + 1);
+    for (const k of this.perSecond.keys()) if (k < sec - 60) this.perSecond.delete(k);
+  }
+
+  error(code: string, status: number, route: string): void {
+    this.errors.inc({ code });
+    this.recentErrors.unshift({ at: new Date(this.now()).toISOString(), code, status, route });
+    this.recentErrors.length = Math.min(this.recentErrors.length, 20);
+  }
+
+  firstToken(model: string, seconds: number): void {
+    this.ttft.observe({ model }, seconds);
+  }
+
+  generated(model: string, completionTokens: number, tokensPerSecond: number | null): void {
+    this.tokens.inc({ model }, completionTokens);
+    if (tokensPerSecond) this.tps.observe({ model }, tokensPerSecond);
+  }
+
+  waited(model: string, seconds: number): void {
+    this.queueWait.observe({ model }, seconds);
+  }
+
+  cacheLookup(kind: string, hit: boolean): void {
+    this.cache.inc({ kind, result: hit ? 'hit' : 'miss' });
+  }
+
+  /** Requests per second over the last minute. */
+  requestRate(): number {
+    const sec = Math.floor(this.now() / 1000);
+    let n = 0;
+    for (const [k, v] of this.perSecond) if (k >= sec - 60 && k < sec) n += v;
+    return Math.round((n / 60) * 100) / 100;
+  }
+
+  errorsRecent(): RecentError[] {
+    return [...this.recentErrors];
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
