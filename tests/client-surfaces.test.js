@@ -1,0 +1,139 @@
+'use strict';
+// The official `ollama` and `openai` npm clients through the local stack (real nginx with the
+// stack's template + the API + the fake Ollama), on /ollama and /openai/v1. Loopback only.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const { API_DIR, freePort, startAndWait, stop } = require('./lib/helpers');
+
+// The clients are the API's dev dependencies (services/api/node_modules).
+const { Ollama } = require(path.join(API_DIR, 'node_modules', 'ollama'));
+const { OpenAI, AuthenticationError } = require(path.join(API_DIR, 'node_modules', 'openai'));
+
+const ADMIN = ['admin', 'Adm1n-pw'];
+const USER = ['waldus', 'W4ldus-pw'];
+const MODEL = 'llama3.1:8b';
+const TOKEN_DELAY_MS = 80;
+const basic = ([u, p]) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
+let fake;
+let stack;
+let url;
+
+test.before(async () => {
+  assert.ok(fs.existsSync(path.join(API_DIR, 'dist', 'main.js')), 'build the API first: cd services/api && npm run build (make test does)');
+  const tsx = path.join(API_DIR, 'node_modules', '.bin', 'tsx');
+  fake = await startAndWait(tsx, ['test/fakes/run-fake-ollama.ts', '--port', '0', '--token-delay-ms', String(TOKEN_DELAY_MS)], {
+    cwd: API_DIR, env: process.env, key: 'FAKE_OLLAMA_URL', timeoutMs: 60_000,
+  });
+  const [httpPort, apiPort, tunnelPort] = [await freePort(), await freePort(), await freePort()];
+  stack = await startAndWait(path.join(__dirname, '..', 'scripts', 'local-stack.sh'), [], {
+    key: 'LOCAL_STACK_URL',
+    timeoutMs: 90_000,
+    env: {
+      ...process.env,
+      HTTP_PORT: String(httpPort),
+      API_PORT: String(apiPort),
+      TUNNEL_PORT: String(tunnelPort),
+      AUTH_USERS: `${ADMIN.join(':')},${USER.join(':')}`,
+      ADMIN_USERS: 'admin',
+      OLLAMA_BASE_URL: fake.values.FAKE_OLLAMA_URL,
+      MODEL_DEFAULT: MODEL,
+      LOG_LEVEL: 'error',
+      RATE_LIMIT_PER_MIN: '100000',
+      NGINX_RATE_LIMIT: '50r/s',
+      NGINX_RATE_BURST: '50',
+    },
+  });
+  url = stack.values.LOCAL_STACK_URL;
+});
+
+test.after(async () => {
+  await stop(stack?.proc);
+  await stop(fake?.proc);
+});
+
+const ollama = (user = USER) => new Ollama({ host: `${url}/ollama`, headers: { Authorization: basic(user) } });
+const openai = (user = USER) => new OpenAI({ baseURL: `${url}/openai/v1`, apiKey: 'unused', defaultHeaders: { Authorization: basic(user) }, maxRetries: 0 });
+
+async function rejection(fn) {
+  try {
+    await fn();
+  } catch (err) {
+    return err;
+  }
+  assert.fail('expected a failure');
+}
+
+test('ollama-js through nginx: list, version, chat not streamed', async () => {
+  const client = ollama();
+  assert.ok((await client.list()).models.some((m) => m.name === MODEL));
+  assert.match((await client.version()).version, /^\d+\.\d+\.\d+$/);
+  const r = await client.chat({ model: MODEL, messages: [{ role: 'user', content: 'hello' }] });
+  assert.equal(r.message.role, 'assistant');
+  assert.ok(r.message.content.length > 0);
+});
+
+test('ollama-js through nginx: a streamed generate arrives token by token, with the gaps kept', async (t) => {
+  const arrivals = [];
+  const t0 = performance.now();
+  let text = '';
+  for await (const c of await ollama().generate({ model: MODEL, prompt: 'Say hello', stream: true })) {
+    arrivals.push(performance.now() - t0);
+    text += c.response;
+  }
+  assert.ok(arrivals.length >= 4, `${arrivals.length} chunks`);
+  assert.ok(text.length > 0);
+  const spread = arrivals.at(-1) - arrivals[0];
+  assert.ok(spread >= TOKEN_DELAY_MS * (arrivals.length - 2) * 0.6, `all chunks within ${spread.toFixed(0)} ms: buffered`);
+  t.diagnostic(`${arrivals.length} chunks over ${spread.toFixed(0)} ms`);
+});
+
+test('ollama-js through nginx: wrong credentials → ResponseError 401 with a message (nginx answers in Ollama shape)', async () => {
+  const err = await rejection(() => ollama(['waldus', 'wrong']).list());
+  assert.equal(err.name, 'ResponseError');
+  assert.equal(err.status_code, 401);
+  assert.equal(err.error, 'Missing or wrong credentials');
+});
+
+test('ollama-js through nginx: unknown model → ResponseError 404 "model \'x\' not found"', async () => {
+  const err = await rejection(() => ollama().generate({ model: 'nope:1b', prompt: 'x' }));
+  assert.equal(err.status_code, 404);
+  assert.equal(err.error, "model 'nope:1b' not found");
+});
+
+test('ollama-js through nginx: an admin pull streams its progress; a non-admin gets 403', async () => {
+  const statuses = [];
+  for await (const p of await ollama(ADMIN).pull({ model: 'qwen2.5:0.5b', stream: true })) statuses.push(p.status);
+  assert.equal(statuses[0], 'pulling manifest');
+  assert.equal(statuses.at(-1), 'success');
+  const err = await rejection(() => ollama().pull({ model: 'qwen2.5:0.5b' }));
+  assert.equal(err.status_code, 403);
+  assert.equal(err.error, 'This route is for admin users only');
+});
+
+test('openai through nginx: models, a chat completion streamed token by token, embeddings', async (t) => {
+  const client = openai();
+  const ids = [];
+  for await (const m of client.models.list()) ids.push(m.id);
+  assert.ok(ids.includes(MODEL));
+  const arrivals = [];
+  const t0 = performance.now();
+  let text = '';
+  for await (const c of await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hello' }], stream: true })) {
+    arrivals.push(performance.now() - t0);
+    text += c.choices[0]?.delta?.content ?? '';
+  }
+  assert.ok(text.length > 0);
+  const spread = arrivals.at(-1) - arrivals[0];
+  assert.ok(arrivals.length >= 4 && spread >= TOKEN_DELAY_MS * (arrivals.length - 3) * 0.6, `${arrivals.length} events within ${spread.toFixed(0)} ms`);
+  t.diagnostic(`${arrivals.length} SSE events over ${spread.toFixed(0)} ms`);
+  const e = await client.embeddings.create({ model: 'nomic-embed-text', input: 'hello' });
+  assert.equal(e.data[0].embedding.length, 768);
+});
+
+test('openai through nginx: wrong credentials → AuthenticationError', async () => {
+  const err = await rejection(() => openai(['waldus', 'wrong']).models.list());
+  assert.ok(err instanceof AuthenticationError, String(err));
+  assert.equal(err.status, 401);
+});
