@@ -71,6 +71,14 @@ describe('admin model routes against the fake Ollama', () => {
     expect(fake.requests).toHaveLength(0);
   });
 
+  test('When auth is off (AUTH_USERS empty), then the admin routes stay closed (403)', async () => {
+    const open = buildAdminApp({ OLLAMA_BASE_URL: fake.url, AUTH_USERS: '', ADMIN_USERS: '' }, null);
+    const res = await request(open.app).post('/admin/models/pull').send({ model: 'qwen3:4b' }).expect(403);
+    expect(res.body.error.message).toContain('auth is off');
+    await request(open.app).post('/admin/ollama/restart').expect(403);
+    expect(fake.requests).toHaveLength(0);
+  });
+
   test('When an admin pulls a model, then progress streams as NDJSON with percent, ends in success, and the model list sees it at once', async () => {
     // Prime the model cache: the new model must show up without ?force after the pull.
     const before = await request(a.app).get('/v1/models').auth(USER.user, USER.password).expect(200);
