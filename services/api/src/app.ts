@@ -26,6 +26,7 @@ import { waldusRoutes } from './http/waldus.routes';
 import { createImageFetcher, type ImageFetcher } from './clients/image-fetcher';
 import { WaldusService } from './services/waldus.service';
 import { Metrics } from './services/metrics';
+import { WarmKeeper } from './services/warm-keeper.service';
 import { ResponseCache } from './services/response-cache';
 import { metricsRoutes } from './http/metrics.routes';
 import { JobStore } from './services/jobs.service';
@@ -49,6 +50,8 @@ export interface AppDeps {
   images?: ImageFetcher;
   state?: OllamaState;
   metrics?: Metrics;
+  /** Keeps the default model loaded; main.ts starts its timer. */
+  warm?: WarmKeeper;
   /** The Docker API (admin restart/status); absent → those admin routes answer 503 DOCKER_UNAVAILABLE. */
   docker?: DockerClient;
 }
@@ -63,17 +66,19 @@ export function createApp(deps: AppDeps): Express {
   queue.onSlot = (model, waitedMs) => metrics.waited(model, waitedMs / 1000);
   const cache = new ResponseCache(config.cache);
   const catalog = new ModelCatalog(ollama, config.models);
-  const generation = new GenerationService({ config, ollama, catalog, queue, state, metrics });
+  const generation = new GenerationService({ config, ollama, catalog, queue, state, metrics, onActivity: () => warm.touch() });
   const structured = new StructuredService(generation, config.structured.maxAttempts);
   const embeddings = new EmbeddingService(generation, ollama, config);
   const jobs = deps.jobs ?? new JobStore(config.jobs);
   const images = deps.images ?? createImageFetcher(config.images);
   const waldus = new WaldusService(generation, structured, catalog, images);
-  const health = new HealthService(ollama, catalog, state, config.models.default, config.health.cacheTtlS, logger);
+  const warm = deps.warm ?? new WarmKeeper({ config, ollama, catalog, state, logger });
+  const health = new HealthService(ollama, catalog, state, config.models.default, config.health.cacheTtlS, logger, warm);
   const admin = new AdminService({ config, ollama, docker: deps.docker, state, catalog, health, logger });
   const passthrough = new PassthroughService({ config, ollama, generation, catalog, state });
 
   const app = express();
+  app.locals.warm = warm;
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
   app.set('etag', false);

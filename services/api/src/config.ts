@@ -47,6 +47,7 @@ export interface Config {
   /** Requests per minute per user (or client address); 0 = off. nginx limits too, per address. */
   rateLimitPerMin: number;
   jobs: { ttlS: number; max: number };
+  warm: { enabled: boolean; checkS: number; idleUnloadMin: number };
   cache: { maxEntries: number; ttlS: number };
   /** Users (besides admins) allowed to read /metrics, e.g. a Prometheus scraper. */
   metricsUsers: string[];
@@ -101,6 +102,9 @@ const schema = Joi.object({
   CACHE_MAX_ENTRIES: Joi.number().integer().min(0).default(500).description('Cached answers (embeddings, temperature-0 + seed generations); 0 = off'),
   CACHE_TTL_S: Joi.number().min(0).default(3600),
   METRICS_USERS: Joi.string().allow('').default('').description('comma list of users (besides admins) that may read /metrics'),
+  WARM_DEFAULT_MODEL: Joi.boolean().default(true).description('Keep MODEL_DEFAULT loaded (re-load it when Ollama dropped it)'),
+  WARM_CHECK_S: Joi.number().min(5).default(60).description('How often the warm keeper checks'),
+  IDLE_UNLOAD_MIN: Joi.number().min(0).default(0).description('Unload models after this many idle minutes (0 = never)'),
   JOBS_MAX: Joi.number().integer().min(1).max(100000).default(200).description('Async jobs kept at once'),
 
   DOCKER_HOST: Joi.string().default('unix:///var/run/docker.sock'),
@@ -209,6 +213,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdown: { graceS: v.SHUTDOWN_GRACE_S },
     rateLimitPerMin: v.RATE_LIMIT_PER_MIN,
     jobs: { ttlS: v.JOBS_TTL_S, max: v.JOBS_MAX },
+    warm: { enabled: v.WARM_DEFAULT_MODEL, checkS: v.WARM_CHECK_S, idleUnloadMin: v.IDLE_UNLOAD_MIN },
     cache: { maxEntries: v.CACHE_MAX_ENTRIES, ttlS: v.CACHE_TTL_S },
     metricsUsers,
     images: { timeoutMs: v.IMAGE_FETCH_TIMEOUT_MS, maxBytes: v.IMAGE_MAX_BYTES, maxRedirects: v.IMAGE_MAX_REDIRECTS },

@@ -13,6 +13,7 @@ import { createLogger } from './logger';
 import { GpuQueue } from './services/gpu-queue';
 import { JobStore } from './services/jobs.service';
 import { OllamaState } from './services/ollama-state';
+import type { WarmKeeper } from './services/warm-keeper.service';
 
 function start(): void {
   let config: Config;
@@ -57,6 +58,7 @@ function start(): void {
   }
   const jobs = new JobStore(config.jobs);
   const app = createApp({ config, logger, ollama, queue, state, jobs, docker });
+  const warm = app.locals.warm as WarmKeeper;
 
   const server: Server = app.listen(config.port, config.host, () => {
     logger.info('listening', {
@@ -67,6 +69,7 @@ function start(): void {
       maxConcurrent: config.queue.maxConcurrent,
       maxQueue: config.queue.maxQueue,
     });
+    warm.start();
   });
   // Generations can be long; Node's defaults would cut slow uploads of big images.
   server.requestTimeout = 0;
@@ -80,6 +83,7 @@ function start(): void {
     logger.info('shutting down', { signal, running: queue.activeCount, queued: queue.queuedCount });
     // Stop accepting; resolves once every connection has ended (idle keep-alives close now).
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    warm.stop();
     queue.rejectWaiting(new ServiceShuttingDownError());
     const drained = await queue.drain(config.shutdown.graceS * 1000);
     if (!drained) logger.warn('grace period over: ending running generations', { running: queue.activeCount });

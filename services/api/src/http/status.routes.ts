@@ -14,7 +14,7 @@ export function healthRoutes(health: HealthService): Router {
   });
   router.get('/ready', validate({ query: forceQuery }), async (req, res) => {
     const r = await health.readiness(Boolean(req.query.force));
-    if (r.status !== 'ready') res.setHeader('Retry-After', '10');
+    if (r.status !== 'ready') res.setHeader('Retry-After', r.status === 'warming' ? '5' : '10');
     res.status(r.status === 'ready' ? 200 : 503).json(r);
   });
   return router;

@@ -82,6 +82,8 @@ export interface GenerationDeps {
   queue: GpuQueue;
   state: OllamaState;
   metrics?: Metrics;
+  /** Called when a generation starts (the warm keeper's idle clock). */
+  onActivity?: () => void;
 }
 
 export class GenerationService {
@@ -135,6 +137,7 @@ export class GenerationService {
 
   /** One upstream generation, no queueing (the caller holds a slot). */
   async *upstream(model: string, req: GenRequest, signal: AbortSignal): AsyncGenerator<GenEvent> {
+    this.deps.onActivity?.();
     const timeouts = await this.timeoutsFor(model, signal);
     const keep_alive = this.deps.config.ollama.keepAlive;
     const chunks: AsyncIterable<OllamaGenerateChunk | OllamaChatChunk> =

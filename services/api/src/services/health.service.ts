@@ -7,13 +7,15 @@ import type { OllamaClient } from '../clients/ollama.types';
 import type { Logger } from '../logger';
 import { normalizeModelName, type ModelCatalog } from './model-catalog.service';
 import type { OllamaState } from './ollama-state';
+import type { WarmKeeper } from './warm-keeper.service';
 
 export interface Readiness {
-  status: 'ready' | 'unavailable';
+  /** ready: serving (the default model loaded, or unloaded on purpose while idle); warming: loading it. */
+  status: 'ready' | 'warming' | 'unavailable';
   reason?: string;
   code?: string;
   ollama: { reachable: boolean; version: string | null; restarting: boolean };
-  defaultModel: { name: string; installed: boolean; loaded: boolean };
+  defaultModel: { name: string; installed: boolean; loaded: boolean; idle: boolean };
   checkedAt: string;
   cached: boolean;
 }
@@ -29,6 +31,7 @@ export class HealthService {
     private readonly defaultModel: string,
     private readonly ttlS: number,
     private readonly logger: Logger,
+    private readonly warm?: WarmKeeper,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -53,7 +56,7 @@ export class HealthService {
   private async check(): Promise<Readiness> {
     const base = {
       ollama: { reachable: false, version: null as string | null, restarting: this.state.restarting },
-      defaultModel: { name: this.defaultModel, installed: false, loaded: false },
+      defaultModel: { name: this.defaultModel, installed: false, loaded: false, idle: this.warm?.isIdle ?? false },
       checkedAt: new Date(this.now()).toISOString(),
       cached: false,
     };
@@ -77,6 +80,11 @@ export class HealthService {
         reason: `The default model '${this.defaultModel}' is not installed: run \`make pull MODEL=${this.defaultModel}\``,
         ...base,
       };
+    }
+    if (!base.defaultModel.loaded && this.warm?.active && !this.warm.isIdle) {
+      // Kick the load now rather than at the next check; callers may fall back meanwhile.
+      void this.warm.warm().catch(() => undefined);
+      return { status: 'warming', code: 'WARMING', reason: `Loading the default model '${this.defaultModel}' into memory`, ...base };
     }
     return { status: 'ready', ...base };
   }
