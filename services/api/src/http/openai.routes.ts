@@ -11,14 +11,16 @@
  * Chat completions, completions and embeddings go through the GPU queue like /v1 (alias
  * resolution, installed-model check, 503 when full); a streamed answer (SSE) starts as soon as it
  * is admitted and passes through unbuffered; an error after that is a final `data: {"error":…}`
- * event, which openai-node raises as an APIError. Our own errors use OpenAI's error shape with our
+ * event, which openai-node raises as an APIError. A non-streamed chat completion is streamed from
+ * Ollama and collected here (so a long answer is bounded by the gap between tokens, not by
+ * MODEL_TIMEOUTS for the whole answer), unless it asks for logprobs or n > 1. Our own errors use OpenAI's error shape with our
  * code (see surface-errors.ts); Ollama's own errors pass through with their status and body.
  * Ollama's /v1 takes no runner options: its context size is OLLAMA_CONTEXT_LENGTH, which the
  * compose file sets to NUM_CTX so both surfaces share one loaded runner.
  */
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import { ValidationError } from '../errors';
-import { readText, upstreamErrorText, type PassthroughService } from '../services/passthrough.service';
+import { collectChatCompletion, readText, upstreamErrorText, type PassthroughService } from '../services/passthrough.service';
 import { NEWLINE, pump, sendUpstream, startStream } from './passthrough';
 import { clientGone } from './request-context';
 import { openaiErrorBody, surfaceError } from './surface-errors';
@@ -55,6 +57,11 @@ function sseError(res: Response, err: unknown, lastByte: number | undefined): vo
   }
   res.locals.log = { ...res.locals.log, streamError: e.code };
   res.end();
+}
+
+/** A non-streamed chat completion that can be collected from a stream without losing anything. */
+function collectable(b: Record<string, unknown>): boolean {
+  return !b.logprobs && (b.n === undefined || b.n === null || b.n === 1);
 }
 
 /** Ollama's own /v1 error body when it is one, else its text in OpenAI's shape. */
@@ -99,6 +106,24 @@ export function openaiRoutes(svc: PassthroughService): Router {
       res.locals.log = { ...res.locals.log, queueWaitMs: slot.waitedMs };
     };
 
+    if (!stream && kind === 'chat/completions' && collectable(b)) {
+      // Streamed upstream and collected here: the wait is bounded per token, not per answer.
+      const up = await svc.inference(admission, { ...call, body: { ...call.body, stream: true, stream_options: { include_usage: true } } }, signal, onSlot);
+      if (up.status >= 400) {
+        await sendUpstream(res, up);
+        return;
+      }
+      const r = await collectChatCompletion(up.body);
+      if (!r.ok) {
+        res.locals.log = { ...res.locals.log, upstreamError: true };
+        res.status(500).json({ error: r.error });
+        return;
+      }
+      const usage = r.value.usage as { completion_tokens?: number } | undefined;
+      res.locals.log = { ...res.locals.log, tokens: usage?.completion_tokens };
+      res.json(r.value);
+      return;
+    }
     if (!stream) {
       await sendUpstream(res, await svc.inference(admission, call, signal, onSlot));
       return;

@@ -198,3 +198,84 @@ export async function collectNdjson(kind: 'generate' | 'chat' | 'progress', body
   }
   return { ok: true, value: last };
 }
+
+/**
+ * Collects a streamed OpenAI chat completion (SSE `chat.completion.chunk` events, with
+ * `stream_options.include_usage`) into the `chat.completion` object a stream:false caller expects.
+ * Same reason as collectNdjson: the upstream wait is then bounded per token, not per answer.
+ * An `{"error":…}` event is returned as is (OpenAI shape).
+ */
+export async function collectChatCompletion(body: Readable): Promise<{ ok: true; value: Record<string, unknown> } | { ok: false; error: unknown }> {
+  let buf = '';
+  let head: Record<string, unknown> | undefined;
+  let content = '';
+  let reasoning = '';
+  let finishReason: unknown = null;
+  let usage: unknown;
+  let done = false;
+  const toolCalls: Array<Record<string, unknown>> = [];
+  const take = (line: string): { ok: false; error: unknown } | undefined => {
+    if (!line.startsWith('data:')) return undefined; // blank lines, comments, event names
+    const data = line.slice(5).trim();
+    if (data === '[DONE]') {
+      done = true;
+      return undefined;
+    }
+    let obj: Record<string, unknown>;
+    try {
+      obj = JSON.parse(data) as Record<string, unknown>;
+    } catch (err) {
+      throw new UpstreamError('Ollama sent a malformed stream event', { cause: err });
+    }
+    if (obj.error) return { ok: false, error: obj.error };
+    head ??= obj;
+    if (obj.usage) usage = obj.usage;
+    for (const choice of (obj.choices as Array<Record<string, unknown>> | undefined) ?? []) {
+      const delta = (choice.delta ?? {}) as Record<string, unknown>;
+      if (typeof delta.content === 'string') content += delta.content;
+      if (typeof delta.reasoning === 'string') reasoning += delta.reasoning;
+      for (const tc of (delta.tool_calls as Array<Record<string, unknown>> | undefined) ?? []) {
+        const i = typeof tc.index === 'number' ? tc.index : toolCalls.length;
+        const prev = toolCalls[i];
+        if (!prev) {
+          toolCalls[i] = { ...tc };
+          continue;
+        }
+        const fn = (prev.function ?? {}) as Record<string, unknown>;
+        const more = (tc.function ?? {}) as Record<string, unknown>;
+        prev.function = { ...fn, arguments: `${fn.arguments ?? ''}${more.arguments ?? ''}` };
+      }
+      if (choice.finish_reason) finishReason = choice.finish_reason;
+    }
+    return undefined;
+  };
+  for await (const piece of body) {
+    buf += Buffer.isBuffer(piece) ? piece.toString('utf8') : String(piece);
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const failed = take(buf.slice(0, nl).trim());
+      buf = buf.slice(nl + 1);
+      if (failed) {
+        body.destroy();
+        return failed;
+      }
+    }
+  }
+  const failed = take(buf.trim());
+  if (failed) return failed;
+  if (!head || !done) throw new UpstreamError('Ollama ended the answer before it was complete');
+  const calls = toolCalls.filter(Boolean).map(({ index: _index, ...tc }) => tc);
+  const message = { role: 'assistant', content, ...(reasoning ? { reasoning } : {}), ...(calls.length ? { tool_calls: calls } : {}) };
+  return {
+    ok: true,
+    value: {
+      id: head.id,
+      object: 'chat.completion',
+      created: head.created,
+      model: head.model,
+      system_fingerprint: head.system_fingerprint,
+      choices: [{ index: 0, message, finish_reason: finishReason }],
+      ...(usage ? { usage } : {}),
+    },
+  };
+}

@@ -68,6 +68,22 @@ describe('/openai/v1 with the official openai client', () => {
     expect(r.choices[0].message).toMatchObject({ role: 'assistant', content: 'Hello from the fake Ollama.' });
     expect(r.choices[0].finish_reason).toBe('stop');
     expect(r.usage?.completion_tokens).toBe(5);
+    expect(r.id).toMatch(/^chatcmpl-/);
+    // Collected from a streamed upstream call (bounded per token, not per answer).
+    expect(lastRequest(h, '/v1/chat/completions')!.body).toMatchObject({ stream: true, stream_options: { include_usage: true } });
+  });
+
+  test('When Ollama fails during a non-streamed completion, then InternalServerError with its message', async () => {
+    h.fake.setBehaviour('llama3.1:8b', { kind: 'midstream-error', afterChunks: 2 });
+    const err = await thrown(() => openai.chat.completions.create({ model: 'llama3.1:8b', messages: hello }));
+    expect(err).toBeInstanceOf(InternalServerError);
+    expect(err.status).toBe(500);
+    expect(err.message).toBe('500 an error was encountered while running the model');
+  });
+
+  test('When logprobs are asked for, then the completion is passed through unstreamed', async () => {
+    await openai.chat.completions.create({ model: 'llama3.1:8b', messages: hello, logprobs: true });
+    expect(lastRequest(h, '/v1/chat/completions')!.body).not.toHaveProperty('stream');
   });
 
   test('When an alias or no model is given, then it is resolved like on /v1', async () => {
