@@ -18,7 +18,7 @@ import type { Config } from '../config';
 import { ValidationError } from '../errors';
 import { collectNdjson, readText, upstreamErrorText, type PassthroughService } from '../services/passthrough.service';
 import { requireAdmin } from './auth';
-import { NEWLINE, pump, sendUpstream, startStream } from './passthrough';
+import { NEWLINE, pump, sendUpstream, startStream, usageFromTail, type Pumped } from './passthrough';
 import { clientGone } from './request-context';
 import { ollamaErrorBody, surfaceError } from './surface-errors';
 
@@ -126,7 +126,7 @@ export function ollamaNativeRoutes(svc: PassthroughService, config: Config): Rou
 
     // Admitted: headers now, the wait for the slot and the model load happen inside the stream.
     startStream(res, NDJSON);
-    let last: number | undefined;
+    const progress: Pumped = { tail: '' };
     try {
       const up = await svc.inference(admission, call, signal, onSlot);
       if (up.status >= 400) {
@@ -135,7 +135,8 @@ export function ollamaNativeRoutes(svc: PassthroughService, config: Config): Rou
         endNdjsonWithError(res, upstreamErrorText(text, up.status), undefined, 'UPSTREAM');
         return;
       }
-      last = await pump(up.body, res);
+      await pump(up.body, res, progress);
+      res.locals.log = { ...res.locals.log, ...usageFromTail(progress.tail) };
       res.end();
     } catch (err) {
       if (signal.aborted) {
@@ -143,7 +144,7 @@ export function ollamaNativeRoutes(svc: PassthroughService, config: Config): Rou
         return;
       }
       const e = surfaceError(err);
-      endNdjsonWithError(res, ollamaErrorBody(e).error, last, e.code);
+      endNdjsonWithError(res, ollamaErrorBody(e).error, progress.lastByte, e.code);
     }
   }
 
@@ -179,9 +180,9 @@ export function ollamaNativeRoutes(svc: PassthroughService, config: Config): Rou
       return;
     }
     startStream(res, NDJSON);
-    let last: number | undefined;
+    const progressed: Pumped = { tail: '' };
     try {
-      last = await pump(up.body, res);
+      await pump(up.body, res, progressed);
       res.end();
     } catch (err) {
       if (signal.aborted) {
@@ -189,7 +190,7 @@ export function ollamaNativeRoutes(svc: PassthroughService, config: Config): Rou
         return;
       }
       const e = surfaceError(err);
-      endNdjsonWithError(res, ollamaErrorBody(e).error, last, e.code);
+      endNdjsonWithError(res, ollamaErrorBody(e).error, progressed.lastByte, e.code);
     }
   }
 

@@ -21,7 +21,7 @@
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import { ValidationError } from '../errors';
 import { collectChatCompletion, readText, upstreamErrorText, type PassthroughService } from '../services/passthrough.service';
-import { NEWLINE, pump, sendUpstream, startStream } from './passthrough';
+import { NEWLINE, pump, sendUpstream, startStream, usageFromTail, type Pumped } from './passthrough';
 import { clientGone } from './request-context';
 import { openaiErrorBody, surfaceError } from './surface-errors';
 
@@ -131,7 +131,7 @@ export function openaiRoutes(svc: PassthroughService): Router {
 
     // Admitted: headers now; the wait for the slot and a cold load happen inside the stream.
     startStream(res, 'text/event-stream; charset=utf-8');
-    let last: number | undefined;
+    const progress: Pumped = { tail: '' };
     try {
       const up = await svc.inference(admission, call, signal, onSlot);
       if (up.status >= 400) {
@@ -141,14 +141,15 @@ export function openaiRoutes(svc: PassthroughService): Router {
         res.end();
         return;
       }
-      last = await pump(up.body, res);
+      await pump(up.body, res, progress);
+      res.locals.log = { ...res.locals.log, ...usageFromTail(progress.tail) };
       res.end();
     } catch (err) {
       if (signal.aborted) {
         res.end();
         return;
       }
-      sseError(res, err, last);
+      sseError(res, err, progress.lastByte);
     }
   }
 

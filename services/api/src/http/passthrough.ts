@@ -17,13 +17,21 @@ export function startStream(res: Response, contentType: string): void {
   res.socket?.setNoDelay(true);
 }
 
+export interface Pumped {
+  /** The last byte written (so an error frame can start on a fresh line). */
+  lastByte?: number;
+  /** The last few KB of the stream as text (where the final NDJSON line / usage event is). */
+  tail: string;
+}
+
+const TAIL_BYTES = 4096;
+
 /**
- * Copies `src` into `res` chunk by chunk (no buffering). Resolves with the last byte written
- * (so an error frame can start on a fresh line); rejects with the source's error. Stops early,
- * destroying the source (which frees the upstream request), when the caller went away.
+ * Copies `src` into `res` chunk by chunk (no buffering). Rejects with the source's error. Stops
+ * early, destroying the source (which frees the upstream request), when the caller went away.
+ * `progress.lastByte` and `progress.tail` are kept up to date as chunks pass.
  */
-export async function pump(src: Readable, res: Response): Promise<number | undefined> {
-  let lastByte: number | undefined;
+export async function pump(src: Readable, res: Response, progress: Pumped = { tail: '' }): Promise<Pumped> {
   const gone = () => src.destroy();
   res.once('close', gone);
   try {
@@ -31,18 +39,37 @@ export async function pump(src: Readable, res: Response): Promise<number | undef
       if (res.destroyed || res.writableEnded) break;
       const buf: Buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
       if (buf.length === 0) continue;
-      lastByte = buf[buf.length - 1];
+      progress.lastByte = buf[buf.length - 1];
+      progress.tail = (progress.tail + buf.toString('utf8')).slice(-TAIL_BYTES);
       if (!res.write(buf)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
     }
   } catch (err) {
     // The caller left: nobody to tell, and not a failure of ours (the upstream is already aborted).
-    if (res.destroyed) return lastByte;
+    if (res.destroyed) return progress;
     throw err;
   } finally {
     res.off('close', gone);
     if (res.destroyed && !src.destroyed) src.destroy();
   }
-  return lastByte;
+  return progress;
+}
+
+/** Usage figures from the tail of a streamed answer, for the access log (best effort). */
+export function usageFromTail(tail: string): Record<string, unknown> {
+  const lines = tail.split('\n').map((l) => l.trim()).filter(Boolean).reverse();
+  for (const line of lines) {
+    const json = line.startsWith('data:') ? line.slice(5).trim() : line;
+    if (!json.startsWith('{')) continue;
+    try {
+      const o = JSON.parse(json) as Record<string, unknown>;
+      if (typeof o.eval_count === 'number') return { tokens: o.eval_count, doneReason: o.done_reason };
+      const usage = o.usage as { completion_tokens?: unknown } | undefined;
+      if (usage && typeof usage.completion_tokens === 'number') return { tokens: usage.completion_tokens };
+    } catch {
+      /* a partial line at the start of the tail */
+    }
+  }
+  return {};
 }
 
 /** A non-streamed upstream answer (or an upstream error) with its status and content type. */

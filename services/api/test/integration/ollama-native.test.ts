@@ -225,6 +225,17 @@ describe('/ollama with the official ollama-js client', () => {
     expect(h.logs.join('\n')).not.toContain('SECRET-PROMPT-42');
   });
 
+  test('When a streamed generation is logged, then the line has the token count from the final chunk', async () => {
+    h.fake.setDefaultReply('one two three');
+    h.logs.length = 0;
+    for await (const _c of await ollama.generate({ model: 'llama3.1:8b', prompt: 'x', stream: true })) {
+      /* read all */
+    }
+    await new Promise((r) => setTimeout(r, 50)); // the access line is written on 'finish'
+    const line = h.logs.map((l) => JSON.parse(l)).find((l) => l.message === 'request' && l.route === '/ollama/api/generate');
+    expect(line).toMatchObject({ status: 200, model: 'llama3.1:8b', stream: true, tokens: 3, doneReason: 'stop' });
+  });
+
   describe('model management (admin only)', () => {
     test('When an admin pulls with ollama-js, then the progress streams and ends with success; ollama-js sent `name`', async () => {
       const admin = client(base, OWNER);

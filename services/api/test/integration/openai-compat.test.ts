@@ -209,6 +209,13 @@ describe('/openai/v1 with the official openai client', () => {
     expect(line).toMatchObject({ status: 200, user: 'waldus', model: 'llama3.1:8b', stream: false });
     expect(typeof line.queueWaitMs).toBe('number');
     expect(h.logs.join('\n')).not.toContain('SECRET-OPENAI-PROMPT');
+    h.logs.length = 0;
+    for await (const _c of await openai.chat.completions.create({ model: 'llama3.1:8b', messages: hello, stream: true, stream_options: { include_usage: true } })) {
+      /* read all */
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    const streamed = h.logs.map((l) => JSON.parse(l)).find((l) => l.message === 'request' && l.route === '/openai/v1/chat/completions');
+    expect(streamed).toMatchObject({ status: 200, stream: true, tokens: 5 });
   });
 
   test('When an unknown path is asked for, then 404 in OpenAI shape', async () => {
