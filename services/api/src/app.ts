@@ -15,7 +15,7 @@ import { adminRoutes } from './http/admin.routes';
 import { errorBody, errorHandler, notFoundHandler } from './http/error-handler';
 import { generationRoutes } from './http/generation.routes';
 import { inferenceRoutes } from './http/inference.routes';
-import { requestContext } from './http/request-context';
+import { rememberMount, requestContext } from './http/request-context';
 import { healthRoutes, modelRoutes } from './http/status.routes';
 import { ollamaNativeRoutes } from './http/ollama-native.routes';
 import { openaiRoutes } from './http/openai.routes';
@@ -29,6 +29,8 @@ import { Metrics } from './services/metrics';
 import { WarmKeeper } from './services/warm-keeper.service';
 import { ResponseCache } from './services/response-cache';
 import { metricsRoutes } from './http/metrics.routes';
+import { dashboardRoutes } from './http/dashboard.routes';
+import { GpuService } from './services/gpu.service';
 import { JobStore } from './services/jobs.service';
 import { AdminService } from './services/admin.service';
 import { EmbeddingService } from './services/embedding.service';
@@ -75,10 +77,12 @@ export function createApp(deps: AppDeps): Express {
   const warm = deps.warm ?? new WarmKeeper({ config, ollama, catalog, state, logger });
   const health = new HealthService(ollama, catalog, state, config.models.default, config.health.cacheTtlS, logger, warm);
   const admin = new AdminService({ config, ollama, docker: deps.docker, state, catalog, health, logger });
+  const gpu = new GpuService(() => admin.ollamaContainer());
   const passthrough = new PassthroughService({ config, ollama, generation, catalog, state });
 
   const app = express();
   app.locals.warm = warm;
+  app.locals.gpu = gpu;
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
   app.set('etag', false);
@@ -115,6 +119,7 @@ export function createApp(deps: AppDeps): Express {
   }
 
   app.use(express.json({ limit: config.bodyLimit, type: ['application/json', 'application/*+json'] }));
+  app.use(['/v1', '/admin', '/ollama', '/openai/v1'], rememberMount);
   app.use('/v1', modelRoutes(catalog, config.models));
   app.use(metricsRoutes(metrics, config));
   app.use('/v1', generationRoutes(generation, jobs, cache, metrics));
@@ -122,6 +127,7 @@ export function createApp(deps: AppDeps): Express {
   app.use('/v1', jobRoutes(jobs, config.auth));
   app.use('/v1', waldusRoutes(waldus, jobs));
   app.use('/admin', requireAdmin(config.auth), adminRoutes(admin));
+  app.use('/admin', requireAdmin(config.auth), dashboardRoutes({ gpu, health, catalog, queue, metrics }));
   app.use('/ollama', ollamaNativeRoutes(passthrough, config));
   app.use('/openai/v1', openaiRoutes(passthrough));
 

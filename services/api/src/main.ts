@@ -14,6 +14,7 @@ import { GpuQueue } from './services/gpu-queue';
 import { JobStore } from './services/jobs.service';
 import { OllamaState } from './services/ollama-state';
 import type { WarmKeeper } from './services/warm-keeper.service';
+import type { GpuService } from './services/gpu.service';
 
 function start(): void {
   let config: Config;
@@ -59,6 +60,7 @@ function start(): void {
   const jobs = new JobStore(config.jobs);
   const app = createApp({ config, logger, ollama, queue, state, jobs, docker });
   const warm = app.locals.warm as WarmKeeper;
+  const gpu = app.locals.gpu as GpuService;
 
   const server: Server = app.listen(config.port, config.host, () => {
     logger.info('listening', {
@@ -70,6 +72,7 @@ function start(): void {
       maxQueue: config.queue.maxQueue,
     });
     warm.start();
+    gpu.start(config.gpuSampleS);
   });
   // Generations can be long; Node's defaults would cut slow uploads of big images.
   server.requestTimeout = 0;
@@ -84,6 +87,7 @@ function start(): void {
     // Stop accepting; resolves once every connection has ended (idle keep-alives close now).
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     warm.stop();
+    gpu.stop();
     queue.rejectWaiting(new ServiceShuttingDownError());
     const drained = await queue.drain(config.shutdown.graceS * 1000);
     if (!drained) logger.warn('grace period over: ending running generations', { running: queue.activeCount });

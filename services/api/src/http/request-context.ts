@@ -20,6 +20,7 @@ declare global {
     interface Locals {
       /** Fields routes add to the access-log line. */
       log?: Record<string, unknown>;
+      mount?: string;
     }
   }
 }
@@ -38,7 +39,10 @@ export function requestContext(logger: Logger, metrics?: Metrics) {
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
       const user = (req as Request & { auth?: { user?: string } }).auth?.user;
       // A route pattern (bounded label set) for metrics; the raw path only in the log.
-      const pattern = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
+      // Express resets req.baseUrl when a router is left (an error goes to the app's handler), so
+      // the mount path is remembered on the way in (rememberMount).
+      const base = (res.locals.mount as string | undefined) ?? req.baseUrl;
+      const pattern = req.route?.path ? `${base}${String(req.route.path)}` : 'unmatched';
       const errorCode = (res.locals.log?.errorCode ?? res.locals.log?.streamError) as string | undefined;
       if (metrics) {
         metrics.request(pattern, req.method, res.statusCode, durationMs / 1000);
@@ -47,7 +51,7 @@ export function requestContext(logger: Logger, metrics?: Metrics) {
       }
       req.log.info('request', {
         method: req.method,
-        route: req.route?.path ? `${req.baseUrl}${req.route.path}` : req.path,
+        route: req.route?.path ? pattern : req.path,
         status: res.statusCode,
         durationMs: Math.round(durationMs * 10) / 10,
         aborted: !res.writableFinished,
@@ -59,6 +63,12 @@ export function requestContext(logger: Logger, metrics?: Metrics) {
     res.on('close', done);
     next();
   };
+}
+
+/** Mounted at each router prefix: keeps the mount path for the access log and metrics. */
+export function rememberMount(req: Request, res: Response, next: NextFunction): void {
+  res.locals.mount = req.baseUrl;
+  next();
 }
 
 /** An AbortSignal that fires when the caller goes away before the response is complete. */

@@ -272,6 +272,13 @@ export class AdminService {
     });
   }
 
+  /** The ollama container (for diagnostics such as GPU telemetry). */
+  async ollamaContainer(): Promise<{ id: string; docker: DockerClient }> {
+    const docker = this.docker();
+    const c = await docker.findContainer(this.ollamaQuery());
+    return { id: c.id, docker };
+  }
+
   private docker(): DockerClient {
     if (!this.deps.docker) {
       throw new DockerUnavailableError('Docker access is not configured for this API', {

@@ -1,0 +1,70 @@
+/**
+ * The owner's view: GET /admin/gpu (telemetry), GET /admin/status.json (everything the page shows)
+ * and GET /admin/ (a small HTML page polling it). Mounted behind requireAdmin.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Router } from 'express';
+import type { GpuQueue } from '../services/gpu-queue';
+import type { GpuService } from '../services/gpu.service';
+import type { HealthService } from '../services/health.service';
+import type { Metrics } from '../services/metrics';
+import type { ModelCatalog } from '../services/model-catalog.service';
+
+const STATIC = path.join(__dirname, 'static');
+const page = readFileSync(path.join(STATIC, 'status.html'), 'utf8');
+const script = readFileSync(path.join(STATIC, 'status.js'), 'utf8');
+
+export interface DashboardDeps {
+  gpu: GpuService;
+  health: HealthService;
+  catalog: ModelCatalog;
+  queue: GpuQueue;
+  metrics: Metrics;
+}
+
+export function dashboardRoutes(d: DashboardDeps): Router {
+  const router = Router();
+
+  router.get('/gpu', async (_req, res) => {
+    res.json(await d.gpu.read());
+  });
+
+  router.get('/status.json', async (_req, res) => {
+    const [ready, running, gpu] = await Promise.all([
+      d.health.readiness(),
+      d.catalog.running().catch(() => []),
+      d.gpu.read(),
+    ]);
+    res.setHeader('Cache-Control', 'no-store');
+    res.json({
+      ready,
+      loadedModels: running.map((m) => ({
+        name: m.name,
+        sizeBytes: m.size,
+        vramBytes: m.size_vram,
+        vramShare: m.size ? Math.round((m.size_vram / m.size) * 1000) / 1000 : null,
+        expiresAt: m.expires_at,
+      })),
+      gpu,
+      queue: d.queue.stats(),
+      requestRatePerS: d.metrics.requestRate(),
+      recentErrors: d.metrics.errorsRecent(),
+      at: new Date().toISOString(),
+    });
+  });
+
+  router.get('/status.js', (_req, res) => {
+    res.type('application/javascript').setHeader('Cache-Control', 'no-cache');
+    res.send(script);
+  });
+
+  router.get('/', (req, res, next) => {
+    // Relative URLs in the page need the trailing slash (/admin/, not /admin).
+    if (!req.originalUrl.split('?')[0].endsWith('/')) return next();
+    res.type('html').setHeader('Cache-Control', 'no-cache');
+    res.send(page);
+  });
+
+  return router;
+}
