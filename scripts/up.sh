@@ -19,7 +19,7 @@ if [ "$mode" = dev ]; then
     exit 1
   fi
   models=$(env_get DEV_MODELS); warm=$(env_get DEV_MODEL_DEFAULT); keep=$(env_get OLLAMA_KEEP_ALIVE)
-  MODELS=${models:-llama3.2:3b,phi3:mini,nomic-embed-text} WARM_MODEL=${warm:-llama3.2:3b} WARM_KEEP_ALIVE=${keep:-24h} \
+  MODELS=${models:-llama3.2:3b,phi3:mini,nomic-embed-text,moondream} WARM_MODEL=${warm:-llama3.2:3b} WARM_KEEP_ALIVE=${keep:-24h} \
     OLLAMA_HOST=127.0.0.1:11434 sh docker/model-puller/pull-models.sh
 fi
 

@@ -161,9 +161,9 @@ test('ollama: models volume, single-GPU tuning from .env, cloud off; the puller 
   assert.equal(e.OLLAMA_NO_CLOUD, '1');
   assert.equal(s['model-puller'].image, s.ollama.image);
   assert.equal(env(s['model-puller']).OLLAMA_HOST, 'ollama:11434');
-  assert.equal(env(s['model-puller']).MODELS, 'llama3.1:8b,mistral:7b,nomic-embed-text');
+  assert.equal(env(s['model-puller']).MODELS, 'llama3.1:8b,mistral:7b,nomic-embed-text,llava:7b');
   assert.equal(s['model-puller'].restart, 'no');
-  assert.equal(env(combo('dev-cpu').config.services['model-puller']).MODELS, 'llama3.2:3b,phi3:mini,nomic-embed-text');
+  assert.equal(env(combo('dev-cpu').config.services['model-puller']).MODELS, 'llama3.2:3b,phi3:mini,nomic-embed-text,moondream');
 });
 
 test('api: init, read-only root fs, non-root image, socket proxy instead of the socket, restart and log limits', () => {
