@@ -78,7 +78,7 @@ export function createApp(deps: AppDeps): Express {
   const health = new HealthService(ollama, catalog, state, config.models.default, config.health.cacheTtlS, logger, warm);
   const admin = new AdminService({ config, ollama, docker: deps.docker, state, catalog, health, logger });
   const gpu = new GpuService(() => admin.ollamaContainer());
-  const passthrough = new PassthroughService({ config, ollama, generation, catalog, state });
+  const passthrough = new PassthroughService({ config, ollama, generation, catalog, state, metrics, onActivity: () => warm.touch() });
 
   const app = express();
   app.locals.warm = warm;

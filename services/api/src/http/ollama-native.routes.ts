@@ -18,7 +18,7 @@ import type { Config } from '../config';
 import { ValidationError } from '../errors';
 import { collectNdjson, readText, upstreamErrorText, type PassthroughService } from '../services/passthrough.service';
 import { requireAdmin } from './auth';
-import { NEWLINE, pump, sendUpstream, startStream, usageFromTail, type Pumped } from './passthrough';
+import { NEWLINE, pump, sendUpstream, startStream, lastObjectWithUsage, type Pumped } from './passthrough';
 import { clientGone } from './request-context';
 import { ollamaErrorBody, surfaceError } from './surface-errors';
 
@@ -119,7 +119,7 @@ export function ollamaNativeRoutes(svc: PassthroughService, config: Config): Rou
         res.status(500).json({ error: r.error });
         return;
       }
-      res.locals.log = { ...res.locals.log, tokens: r.value.eval_count, doneReason: r.value.done_reason };
+      res.locals.log = { ...res.locals.log, ...svc.account(admission.model, r.value) };
       res.json(r.value);
       return;
     }
@@ -136,7 +136,7 @@ export function ollamaNativeRoutes(svc: PassthroughService, config: Config): Rou
         return;
       }
       await pump(up.body, res, progress);
-      res.locals.log = { ...res.locals.log, ...usageFromTail(progress.tail) };
+      res.locals.log = { ...res.locals.log, ...svc.account(admission.model, lastObjectWithUsage(progress.tail)) };
       res.end();
     } catch (err) {
       if (signal.aborted) {

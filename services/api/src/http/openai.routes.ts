@@ -21,7 +21,7 @@
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import { ValidationError } from '../errors';
 import { collectChatCompletion, readText, upstreamErrorText, type PassthroughService } from '../services/passthrough.service';
-import { NEWLINE, pump, sendUpstream, startStream, usageFromTail, type Pumped } from './passthrough';
+import { NEWLINE, pump, sendUpstream, startStream, lastObjectWithUsage, type Pumped } from './passthrough';
 import { clientGone } from './request-context';
 import { openaiErrorBody, surfaceError } from './surface-errors';
 
@@ -119,8 +119,7 @@ export function openaiRoutes(svc: PassthroughService): Router {
         res.status(500).json({ error: r.error });
         return;
       }
-      const usage = r.value.usage as { completion_tokens?: number } | undefined;
-      res.locals.log = { ...res.locals.log, tokens: usage?.completion_tokens };
+      res.locals.log = { ...res.locals.log, ...svc.account(admission.model, r.value) };
       res.json(r.value);
       return;
     }
@@ -142,7 +141,7 @@ export function openaiRoutes(svc: PassthroughService): Router {
         return;
       }
       await pump(up.body, res, progress);
-      res.locals.log = { ...res.locals.log, ...usageFromTail(progress.tail) };
+      res.locals.log = { ...res.locals.log, ...svc.account(admission.model, lastObjectWithUsage(progress.tail)) };
       res.end();
     } catch (err) {
       if (signal.aborted) {

@@ -54,22 +54,20 @@ export async function pump(src: Readable, res: Response, progress: Pumped = { ta
   return progress;
 }
 
-/** Usage figures from the tail of a streamed answer, for the access log (best effort). */
-export function usageFromTail(tail: string): Record<string, unknown> {
+/** The final chunk (NDJSON) or usage event (SSE) at the tail of a streamed answer (best effort). */
+export function lastObjectWithUsage(tail: string): Record<string, unknown> | undefined {
   const lines = tail.split('\n').map((l) => l.trim()).filter(Boolean).reverse();
   for (const line of lines) {
     const json = line.startsWith('data:') ? line.slice(5).trim() : line;
     if (!json.startsWith('{')) continue;
     try {
       const o = JSON.parse(json) as Record<string, unknown>;
-      if (typeof o.eval_count === 'number') return { tokens: o.eval_count, doneReason: o.done_reason };
-      const usage = o.usage as { completion_tokens?: unknown } | undefined;
-      if (usage && typeof usage.completion_tokens === 'number') return { tokens: usage.completion_tokens };
+      if (typeof o.eval_count === 'number' || (o.usage && typeof o.usage === 'object')) return o;
     } catch {
       /* a partial line at the start of the tail */
     }
   }
-  return {};
+  return undefined;
 }
 
 /** A non-streamed upstream answer (or an upstream error) with its status and content type. */

@@ -10,6 +10,7 @@ import { UpstreamError } from '../errors';
 import type { OllamaClient, ProxyRequest, ProxyResponse } from '../clients/ollama.types';
 import type { Admission, GenerationService } from './generation.service';
 import type { Slot } from './gpu-queue';
+import type { Metrics } from './metrics';
 import type { ModelCatalog } from './model-catalog.service';
 import type { OllamaState } from './ollama-state';
 
@@ -36,6 +37,29 @@ export interface PassthroughDeps {
   generation: GenerationService;
   catalog: ModelCatalog;
   state: OllamaState;
+  /** Time to first byte and tokens, as for /v1 (queue waits are counted by the queue itself). */
+  metrics?: Metrics;
+  /** Called when a generation starts (the warm keeper's idle clock). */
+  onActivity?: () => void;
+}
+
+/** Token figures of one answer, for the access log and the metrics. */
+export interface AnswerUsage {
+  tokens?: number;
+  tokensPerSecond?: number | null;
+  doneReason?: unknown;
+}
+
+/** From Ollama's final chunk (native) or an OpenAI `usage` object. */
+export function answerUsage(o: Record<string, unknown> | undefined): AnswerUsage {
+  if (!o) return {};
+  if (typeof o.eval_count === 'number') {
+    const ns = typeof o.eval_duration === 'number' ? o.eval_duration : 0;
+    return { tokens: o.eval_count, tokensPerSecond: ns ? Math.round((o.eval_count / ns) * 1e9 * 10) / 10 : null, doneReason: o.done_reason };
+  }
+  const usage = o.usage as { completion_tokens?: unknown } | undefined;
+  if (usage && typeof usage.completion_tokens === 'number') return { tokens: usage.completion_tokens };
+  return {};
 }
 
 export class PassthroughService {
@@ -76,7 +100,9 @@ export class PassthroughService {
     onSlot?.(slot);
     try {
       this.deps.state.assertAvailable();
+      this.deps.onActivity?.();
       const t = await this.deps.generation.timeoutsFor(admission.model, signal);
+      const sentAt = performance.now();
       const res = await this.deps.ollama.proxy({
         ...call,
         model: admission.model,
@@ -85,12 +111,26 @@ export class PassthroughService {
         idleTimeoutMs: t.idleTimeoutMs,
       });
       finished(res.body, () => slot.release());
-      if (res.status < 400) this.deps.catalog.markLoaded(admission.model);
+      if (res.status < 400) {
+        this.deps.catalog.markLoaded(admission.model);
+        // Ollama sends its headers with the first token (nothing while it loads or reads the prompt).
+        this.deps.metrics?.firstToken(admission.model, (performance.now() - sentAt) / 1000);
+      }
       return res;
     } catch (err) {
       slot.release();
       throw err;
     }
+  }
+
+  /**
+   * Counts a finished answer's tokens from its final chunk / usage object (when it has one) and
+   * returns the figures for the access log.
+   */
+  account(model: string, final: Record<string, unknown> | undefined): AnswerUsage {
+    const usage = answerUsage(final);
+    if (typeof usage.tokens === 'number') this.deps.metrics?.generated(model, usage.tokens, usage.tokensPerSecond ?? null);
+    return usage;
   }
 
   /** Metadata calls (tags, show, ps, version, /v1/models): no queue, the short request timeout. */

@@ -236,6 +236,18 @@ describe('/ollama with the official ollama-js client', () => {
     expect(line).toMatchObject({ status: 200, model: 'llama3.1:8b', stream: true, tokens: 3, doneReason: 'stop' });
   });
 
+  test('When answers come through /ollama, then /metrics counts their tokens and time to first token per model', async () => {
+    h.fake.setDefaultReply('one two three');
+    await ollama.generate({ model: 'mistral:7b', prompt: 'x' });
+    for await (const _c of await ollama.chat({ model: 'mistral:7b', messages: [{ role: 'user', content: 'x' }], stream: true })) {
+      /* read all */
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    const text = (await request(h.app).get('/metrics').set('Authorization', OWNER).expect(200)).text;
+    expect(text).toMatch(/ai_local_tokens_generated_total\{model="mistral:7b"\} 6/);
+    expect(text).toMatch(/ai_local_time_to_first_token_seconds_count\{model="mistral:7b"\} 2/);
+  });
+
   describe('model management (admin only)', () => {
     test('When an admin pulls with ollama-js, then the progress streams and ends with success; ollama-js sent `name`', async () => {
       const admin = client(base, OWNER);
