@@ -72,8 +72,7 @@ wait_http "http://127.0.0.1:$HTTP_PORT/nginx-health" 10 "$nginx_pid"
   echo "local-stack: the API (pid $api_pid) has exited; nginx keeps answering (502) until stopped" >&2 ) &
 watch_pid=$!
 
-echo "LOCAL_STACK_URL=http://127.0.0.1:$HTTP_PORT"
-echo "LOCAL_STACK_TUNNEL_URL=http://127.0.0.1:$TUNNEL_PORT"
-echo "LOCAL_STACK_API_PID=$api_pid"
-echo "LOCAL_STACK_NGINX_PID=$nginx_pid"
+# one write, so a reader never sees the first line without the others
+printf 'LOCAL_STACK_URL=http://127.0.0.1:%s\nLOCAL_STACK_TUNNEL_URL=http://127.0.0.1:%s\nLOCAL_STACK_API_PID=%s\nLOCAL_STACK_NGINX_PID=%s\n' \
+  "$HTTP_PORT" "$TUNNEL_PORT" "$api_pid" "$nginx_pid"
 wait "$nginx_pid" || true

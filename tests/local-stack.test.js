@@ -25,7 +25,7 @@ test.before(async () => {
   });
   const [httpPort, apiPort, tunnelPort] = [await freePort(), await freePort(), await freePort()];
   stack = await startAndWait(path.join(ROOT, 'scripts', 'local-stack.sh'), [], {
-    key: 'LOCAL_STACK_URL',
+    key: 'LOCAL_STACK_NGINX_PID', // the last line local-stack.sh prints: every value is in
     timeoutMs: 90_000,
     env: {
       ...process.env,

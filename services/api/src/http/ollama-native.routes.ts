@@ -13,6 +13,7 @@
  * - pull, push, create, copy, delete and blobs are for ADMIN_USERS only;
  * - nothing from the caller's headers reaches Ollama (no Origin → no CORS 403, no credentials).
  */
+import { userOf } from './async-jobs';
 import { Router, type Request, type Response } from 'express';
 import type { Config } from '../config';
 import { ValidationError } from '../errors';
@@ -61,6 +62,7 @@ function endNdjsonWithError(res: Response, message: string, lastByte: number | u
 export function ollamaNativeRoutes(svc: PassthroughService, config: Config): Router {
   const router = Router();
   const admin = requireAdmin(config.auth);
+  const isAdmin = (req: Request) => config.auth.adminUsers.includes(userOf(req) ?? '');
 
   /** Metadata: no queue. `model`/`name` aliases are resolved for show. */
   async function metadata(req: Request, res: Response, path: string, body?: unknown) {
@@ -89,6 +91,7 @@ export function ollamaNativeRoutes(svc: PassthroughService, config: Config): Rou
     const signal = clientGone(res);
     const admission = await svc.admit(optionalString(b, 'model'), kind === 'embed' || kind === 'embeddings' ? 'embed' : hasImages(kind, b) ? 'vision' : 'chat', signal);
     const pinned = svc.pinOptions(b.options);
+    if (b.keep_alive !== undefined && !isAdmin(req)) pinned.overridden.push('keep_alive');
     res.locals.log = {
       model: admission.model,
       queuePosition: admission.ticket.position,
@@ -99,7 +102,8 @@ export function ollamaNativeRoutes(svc: PassthroughService, config: Config): Rou
       ...b,
       model: admission.model,
       options: pinned.options,
-      keep_alive: b.keep_alive ?? svc.keepAlive,
+      // keep_alive decides when the GPU is freed for everyone: only admins may choose it.
+      keep_alive: isAdmin(req) ? (b.keep_alive ?? svc.keepAlive) : svc.keepAlive,
       ...(streamable ? { stream: true } : {}),
     };
     const call = { method: 'POST' as const, path: `/api/${kind}`, body };

@@ -63,9 +63,11 @@ describe('/ollama with the official ollama-js client', () => {
     expect(up.options).not.toHaveProperty('num_gpu');
   });
 
-  test('When a caller sends keep_alive, then it is kept', async () => {
-    await ollama.generate({ model: 'llama3.1:8b', prompt: 'x', keep_alive: '5m' });
+  test('When an admin sends keep_alive, then it is kept; a regular user cannot unload the model for everyone', async () => {
+    await client(base, OWNER).generate({ model: 'llama3.1:8b', prompt: 'x', keep_alive: '5m' });
     expect(lastRequest(h, '/api/generate')!.body).toMatchObject({ keep_alive: '5m' });
+    await ollama.generate({ model: 'llama3.1:8b', prompt: 'x', keep_alive: 0 });
+    expect(lastRequest(h, '/api/generate')!.body).toMatchObject({ keep_alive: '30m' });
   });
 
   test('When generate is streamed, then the NDJSON chunks arrive one by one and the iterator ends on done', async () => {
