@@ -22,6 +22,13 @@ mem=$(docker info --format '{{.MemTotal}}' 2>/dev/null || echo 0)
 if [ "${mem:-0}" -gt 0 ] && [ "$mem" -lt $((4 * 1024 * 1024 * 1024)) ]; then
   echo "  NOTE     Docker Desktop has $((mem / 1024 / 1024)) MiB; give it >= 4 GB (8 GB for make dev-cpu)"
 fi
+# The api pins num_ctx (NUM_CTX, 4096); Ollama.app must use the same default context, or calls on
+# the OpenAI-compatible surface (which cannot send num_ctx) make it reload the model each time.
+ctx=$(launchctl getenv OLLAMA_CONTEXT_LENGTH 2>/dev/null || true)
+if [ "${ctx:-}" != "${NUM_CTX:-4096}" ]; then
+  echo "  NOTE     Ollama.app's context length is '${ctx:-its default}'; to match the api run:"
+  echo "           launchctl setenv OLLAMA_CONTEXT_LENGTH ${NUM_CTX:-4096}   then restart Ollama.app"
+fi
 if [ "$ok" = 1 ]; then
   echo "ready: make dev   (or make dev-cpu to run ollama in a container on the CPU instead)"
   exit 0
