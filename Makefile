@@ -6,7 +6,7 @@ MODEL ?=
 # `docker compose exec` wants a terminal unless told -T (make run from scripts, CI, cron)
 EXEC_T = $$([ -t 0 ] || echo -T)
 
-.PHONY: help init up dev dev-cpu down logs ps pull models tunnel-url local test test-api test-infra
+.PHONY: help init up dev dev-cpu down logs ps pull models tunnel-url local test test-api test-infra test-stack
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,7 +47,7 @@ tunnel-url: ## public URL of the Cloudflare quick tunnel
 local: ## the stack without containers (system nginx + API), see scripts/local-stack.sh
 	@scripts/local-stack.sh
 
-test: test-api test-infra ## every test of the repo
+test: test-api test-infra test-stack ## every test of the repo
 
 test-api: ## the API's own tests (jest)
 	cd services/api && npm ci --no-audit --no-fund && npx jest
@@ -55,3 +55,6 @@ test-api: ## the API's own tests (jest)
 test-infra: ## compose files, nginx config, and the local stack through real nginx
 	cd services/api && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
 	node --test tests/
+
+test-stack: ## the whole compose stack up for real on ../shared/tools/podman-stack (root; see tests/stack/smoke.sh)
+	tests/stack/smoke.sh

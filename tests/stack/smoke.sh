@@ -1,0 +1,440 @@
+#!/usr/bin/env bash
+# `make test-stack` (issue 8): the whole compose stack up for real, with the owner's own commands.
+#
+# On machines without Docker it runs on ../shared/tools/podman-stack (podman's Docker API +
+# docker-compose 1.29 + stand-in images under the official names; read its README). The commands are
+# the owner's: `make init`, `make up` (server combination, GPU=0: the GPU overlay is accepted and
+# ignored by podman, so it proves nothing here), `make tunnel-url`, `make down`, `make dev-cpu`, in a
+# temporary copy of this working tree with its own .env, project name and free ports.
+#
+#   1 start order: ollama healthy -> model-puller pulls MODELS, exits 0 -> api healthy -> nginx healthy
+#     (-> cloudflared healthy, `make tunnel-url`)
+#   3 through nginx's published port: 401 / 200 / streamed chunks / /health open / ollama not published
+#   4 admin restart through nginx -> api -> socket proxy -> engine: ollama's StartedAt changes, /ready 200
+#   5 ollama stopped: 503 OLLAMA_UNAVAILABLE at once; started again: served, api and nginx untouched
+#   6 `make down` keeps the models volume; the second `make up` skips every model (puller log)
+#   2 a model that cannot be pulled: `make up` exits non-zero naming it, the api is never started
+#   7 `make dev-cpu` comes up the same way (ollama on 127.0.0.1 only)
+#
+# Every step prints its time. A failure prints the failing services' logs and exits 1; setup problems
+# (no podman-stack, an image that cannot be built) fail loudly. Whatever happens, the trap takes down
+# the run's own project (down -v), stops the podman API service this run started, removes its files.
+#
+# Environment: PODMAN_STACK (path of the tool), STACK_KEEP=1 (leave the stack and files for a look).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || (cd "$here/../.." && pwd))
+ENGINE=(node "$here/engine.js")
+T_START=$(date +%s.%N)
+
+say() { printf '[test-stack %6.1fs] %s\n' "$(since "$T_START")" "$*"; }
+since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+indent() { sed 's/^/    | /'; }
+
+PS=${PODMAN_STACK:-$root/../shared/tools/podman-stack/podman-stack}
+if [ ! -x "$PS" ]; then
+  echo "test-stack: FAIL: podman-stack not found at $PS" >&2
+  echo "            (expected next to the repo: ../shared/tools/podman-stack; or set PODMAN_STACK=path)" >&2
+  exit 1
+fi
+PS=$(readlink -f "$PS")
+[ "$(id -u)" = 0 ] || { echo "test-stack: FAIL: needs root (podman-stack setup: apt, rootful podman)" >&2; exit 1; }
+for tool in curl node make awk sed tar; do
+  command -v "$tool" >/dev/null || { echo "test-stack: FAIL: '$tool' not found (.ci/run installs what is needed)" >&2; exit 1; }
+done
+
+# nothing from the caller's environment may change the stack: every .env key and compose's own knobs
+while IFS='=' read -r key _; do unset "$key"; done < <(grep -E '^[A-Z][A-Z0-9_]*=' "$root/.env.example")
+unset COMPOSE_FILE COMPOSE_PROFILES COMPOSE_PROJECT_NAME COMPOSE_PATH_SEPARATOR STACK_ENV_FILE DOCKER_CONTEXT
+export COMPOSE_BIN=docker-compose          # podman-stack drives docker-compose 1.29
+export COMPOSE_HTTP_TIMEOUT=300            # the api build through podman's API can be slow on 2 busy cores
+
+tmp=$(mktemp -d /tmp/alc-stack.XXXXXX)
+copy=$tmp/repo
+P=alc-stack-$$                             # the run's compose project (container/network/volume prefix)
+export PODMAN_STACK_SOCK=$tmp/podman.sock  # our own API service: stopped at the end, nobody else's touched
+export PODMAN_STACK_STATE=$tmp/podman-stack.d
+MODE=server
+HEALTH_PID="" WATCH_PID="" FAILED_SHOWN=0
+STEP_TIMES=()
+
+# ------------------------------------------------------------------------------------------- helpers
+compose() { (cd "$copy" && scripts/compose.sh "$MODE" "$@"); }
+cargs() { (cd "$copy" && scripts/compose.sh "$1" --print); }
+
+show_failing() { # the states of the project, then the logs of the services that are not fine
+  [ "$FAILED_SHOWN" = 0 ] || return 0
+  FAILED_SHOWN=1
+  local states culprits
+  states=$("${ENGINE[@]}" states "$P" 2>&1 || true)
+  echo "---- containers of project $P (service status health exit startedAt finishedAt name):" >&2
+  printf '%s\n' "$states" | indent >&2
+  culprits=$(printf '%s\n' "$states" | awk '($2 == "exited" && $4 != 0) || $3 == "unhealthy" || $3 == "starting" || $2 == "created" { print $1 }' | sort -u)
+  [ -n "$culprits" ] || culprits=$(printf '%s\n' "$states" | awk 'NF { print $1 }' | sort -u)
+  local s
+  for s in $culprits; do
+    echo "---- last 40 log lines of $s:" >&2
+    compose logs --no-color --tail=40 "$s" 2>&1 | indent >&2 || true
+  done
+  if [ -f "$PODMAN_STACK_STATE/health-$P.log" ] && [ -s "$PODMAN_STACK_STATE/health-$P.log" ]; then
+    echo "---- health loop:" >&2; tail -n 5 "$PODMAN_STACK_STATE/health-$P.log" | indent >&2
+  fi
+}
+fail() { echo "test-stack: FAIL: $*" >&2; show_failing; exit 1; }
+ok() { echo "    ok: $*"; }
+trap 'rc=$?; echo "test-stack: FAIL: command failed (exit $rc) at line $LINENO: $BASH_COMMAND" >&2; show_failing' ERR
+
+cleanup() {
+  local rc=$?
+  set +e
+  trap - ERR
+  [ -n "$WATCH_PID" ] && kill "$WATCH_PID" 2>/dev/null
+  if [ "${STACK_KEEP:-0}" = 1 ]; then
+    say "STACK_KEEP=1: left project $P, health loop $HEALTH_PID, $tmp (DOCKER_HOST=unix://$PODMAN_STACK_SOCK)"
+    exit "$rc"
+  fi
+  say "cleanup: project $P down -v, podman API service of this run stopped, $tmp removed"
+  if [ -f "$copy/.env" ] && [ -n "${DOCKER_HOST:-}" ]; then
+    local m
+    for m in server dev-cpu; do
+      "$PS" down $(cargs "$m") >"$tmp/down-$m.log" 2>&1 || { echo "    down ($m) failed:"; indent <"$tmp/down-$m.log"; }
+    done
+  fi
+  [ -n "$HEALTH_PID" ] && kill "$HEALTH_PID" 2>/dev/null
+  # whatever compose could not remove (only this run's project, by its label)
+  if command -v podman >/dev/null; then
+    local left
+    left=$(podman ps -aq --filter "label=com.docker.compose.project=$P" 2>/dev/null)
+    [ -z "$left" ] || { echo "    removing leftover containers: $left"; podman rm -f $left >/dev/null 2>&1; }
+    left=$(podman volume ls -q --filter "label=com.docker.compose.project=$P" 2>/dev/null)
+    [ -z "$left" ] || { echo "    removing leftover volumes: $left"; podman volume rm -f $left >/dev/null 2>&1; }
+    left=$(podman network ls -q --filter "label=com.docker.compose.project=$P" 2>/dev/null)
+    [ -z "$left" ] || { echo "    removing leftover networks: $left"; podman network rm -f $left >/dev/null 2>&1; }
+  fi
+  # only this run's service and loops: PODMAN_STACK_STATE is ours
+  "$PS" stop >/dev/null 2>&1
+  rm -rf "$tmp"
+  say "total $(since "$T_START") s, exit $rc"
+  exit "$rc"
+}
+trap cleanup EXIT
+
+step() { STEP_NAME=$1; STEP_T=$(date +%s.%N); echo; say "== step $1"; }
+step_done() { local t; t=$(since "$STEP_T"); STEP_TIMES+=("$(printf '%-58s %6.1f s' "$STEP_NAME" "$t")"); say "== step done in $t s"; }
+
+free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+# 0 when something accepts a TCP connection on 127.0.0.1:PORT
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# req METHOD PATH [USER:PW] [JSON]: sets CODE and BODY (and TIME_MS)
+req() {
+  local method=$1 path=$2 auth=${3:-} data=${4:-}
+  local a=(-s -m 60 -o "$tmp/body" -w '%{http_code} %{time_total}' -X "$method")
+  [ -z "$auth" ] || a+=(-u "$auth")
+  [ -z "$data" ] || a+=(-H 'Content-Type: application/json' --data "$data")
+  local out; out=$(curl "${a[@]}" "http://127.0.0.1:$HTTP_PORT$path" || true)
+  CODE=${out%% *}; TIME_MS=$(awk -v t="${out#* }" 'BEGIN { printf "%d", t * 1000 }')
+  BODY=$(cat "$tmp/body" 2>/dev/null || true)
+}
+jget() { printf '%s' "$BODY" | "${ENGINE[@]}" json "$1" 2>/dev/null || true; }
+expect_code() { # expect_code WANT WHAT
+  [ "$CODE" = "$1" ] || fail "$2: HTTP $CODE, expected $1; body: ${BODY:0:300}"
+  ok "$2: $CODE${3:+ $3}"
+}
+
+watch_start() { WATCH_FILE=$tmp/watch-$1.json; "${ENGINE[@]}" watch "$P" "$WATCH_FILE" & WATCH_PID=$!; sleep 0.3; }
+watch_stop() { kill "$WATCH_PID" 2>/dev/null || true; wait "$WATCH_PID" 2>/dev/null || true; WATCH_PID=""; }
+
+# wait until every container of the project is running (healthy where it has a check) or a one-shot
+# that exited 0; fails on an exit != 0 or unhealthy
+wait_all_fine() {
+  local deadline=$((SECONDS + ${2:-180})) states
+  while :; do
+    states=$("${ENGINE[@]}" states "$P")
+    if printf '%s\n' "$states" | awk '($2 == "exited" && $4 != 0) || $3 == "unhealthy" { bad = 1 } END { exit !bad }'; then
+      fail "$1: a container exited non-zero or is unhealthy"
+    fi
+    if [ -n "$states" ] && printf '%s\n' "$states" | awk '
+        !(($2 == "running" && ($3 == "healthy" || $3 == "-")) || ($2 == "exited" && $4 == 0 && $1 == "model-puller")) { pending = 1 }
+        END { exit pending }'; then
+      return 0
+    fi
+    [ $SECONDS -lt $deadline ] || fail "$1: not all healthy after ${2:-180} s"
+    sleep 1
+  done
+}
+
+expect_state() { # SERVICE "status health exit"
+  local got; got=$("${ENGINE[@]}" states "$P" | awk -v s="$1" '$1 == s { print $2, $3, $4 }')
+  [ "$got" = "$2" ] || fail "$1: state '$got', expected '$2'"
+  ok "$1: $2"
+}
+
+make_in_copy() { # make_in_copy LOG TARGET [VAR=value ...]: the owner's command; output shown indented
+  local log=$1 rc=0; shift
+  if (cd "$copy" && env "${@:2}" make --no-print-directory "$1") 2>&1 | tee "$log" | indent; then rc=0; else rc=${PIPESTATUS[0]}; fi
+  return "$rc"
+}
+
+puller_log() { compose logs --no-color model-puller 2>&1; }
+
+# -------------------------------------------------------------------------------------------- setup
+say "repo $root; podman-stack $PS; project $P; files in $tmp"
+step "0  setup: podman-stack setup, a copy of the tree, make init"
+# podman-stack: apt packages, stand-in images (built when missing or changed), our own API service
+exports=$("$PS" setup) || fail "podman-stack setup failed (see above; logs in $PODMAN_STACK_STATE)"
+eval "$exports"
+ok "podman API service on $DOCKER_HOST ($(curl -s --unix-socket "$PODMAN_STACK_SOCK" http://d/version | "${ENGINE[@]}" json Version) )"
+
+# the working tree as it is (tracked + untracked, not ignored: no node_modules, dist, .env)
+mkdir -p "$copy"
+if git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
+  (cd "$root" && git ls-files -z -co --exclude-standard | tar --null -T - --ignore-failed-read -cf - 2>/dev/null) | tar -xf - -C "$copy"
+else
+  (cd "$root" && tar --exclude=node_modules --exclude=dist --exclude=.env --exclude=.stack-mode -cf - .) | tar -xf - -C "$copy"
+fi
+[ -f "$copy/.env" ] && fail "the copy has a .env (it must be made by make init)"
+make_in_copy "$tmp/init.log" init || fail "make init failed"
+[ -f "$copy/.env" ] || fail "make init made no .env"
+# what the owner would edit in .env on a box without an NVIDIA GPU, plus this run's name and ports
+HTTP_PORT=$(free_port); OLLAMA_DEV_PORT=$(free_port)
+while [ "$OLLAMA_DEV_PORT" = "$HTTP_PORT" ]; do OLLAMA_DEV_PORT=$(free_port); done
+sed -i -e "s/^GPU=.*/GPU=0/" -e "s/^COMPOSE_PROJECT_NAME=.*/COMPOSE_PROJECT_NAME=$P/" \
+       -e "s/^HTTP_PORT=.*/HTTP_PORT=$HTTP_PORT/" -e "s/^OLLAMA_DEV_PORT=.*/OLLAMA_DEV_PORT=$OLLAMA_DEV_PORT/" "$copy/.env"
+envv() { sed -n "s/^$1=//p" "$copy/.env" | tail -n 1; }
+users=$(envv AUTH_USERS)
+ADMIN="admin:$(printf '%s' "$users" | tr ',' '\n' | sed -n 's/^admin://p')"
+USER="waldus:$(printf '%s' "$users" | tr ',' '\n' | sed -n 's/^waldus://p')"
+[ "${ADMIN#admin:}" != "" ] && [ "${USER#waldus:}" != "" ] || fail "make init: no admin/waldus passwords in AUTH_USERS"
+ok ".env by make init; GPU=0, COMPOSE_PROJECT_NAME=$P, HTTP_PORT=$HTTP_PORT, OLLAMA_DEV_PORT=$OLLAMA_DEV_PORT"
+read -r -a SERVER_ARGS <<<"$(cargs server | tr '\n' ' ')"
+printf '%s\n' "${SERVER_ARGS[@]}" | grep -qx docker-compose.gpu.yml && fail "server combination still has the GPU overlay with GPU=0"
+ok "server combination: ${SERVER_ARGS[*]}"
+"$PS" tag "${SERVER_ARGS[@]}" 2>&1 | indent
+# podman fires no healthchecks by itself: the tool's health loop does, for this project only
+"$PS" health-loop "$P" >"$tmp/health-loop.log" 2>&1 &
+HEALTH_PID=$!
+ollama_port_free_before=0; port_open 11434 || ollama_port_free_before=1
+step_done
+
+# ------------------------------------------------------------------------------------------ step 1
+step "1  make up (server, no GPU): start order"
+MODELS_LIST=$(envv MODELS | tr ',' ' ')
+watch_start 1
+T_UP1=$(date +%s.%N)
+make_in_copy "$tmp/up-1.log" up || fail "make up exited non-zero"
+UP1=$(since "$T_UP1")
+ok "make up returned 0 after $UP1 s (/health answers through nginx)"
+wait_all_fine "make up"
+ALL1=$(since "$T_UP1")
+watch_stop
+echo "    times from the start of make up (engine StartedAt/FinishedAt; healthy = first seen by a 250 ms watch):"
+"${ENGINE[@]}" order "$WATCH_FILE" "$T_UP1" model-puller'>'ollama:healthy \
+  api'>'model-puller:completed api'>'ollama:healthy api'>'docker-socket-proxy:started nginx'>'api:healthy \
+  cloudflared'>'nginx:healthy || fail "start order"
+ok "all services healthy $ALL1 s after make up started"
+expect_state ollama "running healthy 0"
+expect_state model-puller "exited - 0"
+expect_state docker-socket-proxy "running - 0"
+expect_state api "running healthy 0"
+expect_state nginx "running healthy 0"
+expect_state cloudflared "running healthy 0"
+log1=$(puller_log)
+n=0
+for m in $MODELS_LIST; do
+  n=$((n + 1))
+  printf '%s\n' "$log1" | grep -q "\] $m: pulling" || fail "puller log: no 'pulling' line for $m"
+  printf '%s\n' "$log1" | grep -q "\] $m: pulled in" || fail "puller log: $m not pulled"
+done
+printf '%s\n' "$log1" | grep -qiE 'pulling manifest|success|[0-9]+%' || fail "puller log: no pull progress from ollama"
+printf '%s\n' "$log1" | grep -q "warmed $(envv MODEL_DEFAULT)" || fail "puller log: $(envv MODEL_DEFAULT) not warmed"
+printf '%s\n' "$log1" | grep -q "all $n model(s) present" || fail "puller log: no 'all $n model(s) present'"
+ok "model-puller pulled all $n models of MODELS with progress, warmed $(envv MODEL_DEFAULT):"
+printf '%s\n' "$log1" | grep -E 'model-puller: ' | indent
+PULLER1=$("${ENGINE[@]}" duration "$P" model-puller)
+[ "$("${ENGINE[@]}" get "$P" api env:COMPOSE_PROJECT_NAME)" = "$P" ] || fail "api's COMPOSE_PROJECT_NAME is not the project name $P"
+ok "api's COMPOSE_PROJECT_NAME = project $P (how it finds ollama)"
+url=$(make_in_copy "$tmp/tunnel-url.log" tunnel-url >/dev/null && cat "$tmp/tunnel-url.log")
+printf '%s' "$url" | grep -qE '^https://[a-z0-9-]+\.trycloudflare\.com$' || fail "make tunnel-url: '$url'"
+ok "make tunnel-url: $url"
+step_done
+
+# ------------------------------------------------------------------------------------------ step 3
+step "3  through nginx's published port 127.0.0.1:$HTTP_PORT"
+req GET /v1/models;                      expect_code 401 "/v1/models without credentials"
+[ "$(jget error.code)" = UNAUTHORIZED ] || fail "401 body is not the JSON error: $BODY"
+req GET /v1/models "waldus:wrong-password"; expect_code 401 "/v1/models with a wrong password"
+req GET /v1/models "$USER";              expect_code 200 "/v1/models as waldus"
+for m in $MODELS_LIST; do printf '%s' "$BODY" | grep -q "\"$m" || fail "/v1/models does not list $m: ${BODY:0:300}"; done
+ok "/v1/models lists $MODELS_LIST"
+req GET /health;                         expect_code 200 "/health without credentials"
+req GET /ready "$USER";                  expect_code 200 "/ready ($(jget status))"
+req POST /admin/ollama/restart "$USER";  expect_code 403 "/admin/ as a non-admin user"
+# a generation streamed through nginx: NDJSON lines as they come (the stand-in answers one text line
+# and the final line at once, so this shows the NDJSON framing, not the spacing) ...
+IFS=$'\t' read -r s_code s_chunks s_lines s_ms s_span s_type s_first s_last < <("${ENGINE[@]}" stream \
+  "http://127.0.0.1:$HTTP_PORT/v1/generate" "$USER" '{"prompt":"Say hello","stream":true}') || fail "streamed generation failed"
+echo "    generation: HTTP $s_code, $s_type, $s_lines NDJSON lines in $s_chunks read(s), $s_ms ms"
+echo "      first: ${s_first:0:200}"; echo "      last:  ${s_last:0:200}"
+[ "$s_code" = 200 ] || fail "streamed generation: HTTP $s_code"
+[[ "$s_type" == application/x-ndjson* ]] || fail "streamed generation: content-type $s_type"
+[ "$s_lines" -gt 1 ] || fail "streamed generation: $s_lines NDJSON line(s), expected more than 1"
+printf '%s' "$s_first" | grep -q '"done":false' && printf '%s' "$s_last" | grep -q '"done":true' \
+  || fail "streamed generation: not text lines followed by a final done line"
+ok "streamed generation: $s_lines NDJSON lines, text first, done last"
+# ... and a stream whose parts the stand-in spaces out (a model pull's progress, ~1.5 s): it must reach
+# the client in several reads spread over that time, i.e. nginx in the container does not buffer it
+IFS=$'\t' read -r s_code s_chunks s_lines s_ms s_span s_type s_first s_last < <("${ENGINE[@]}" stream \
+  "http://127.0.0.1:$HTTP_PORT/admin/models/pull" "$ADMIN" '{"model":"qwen2.5:0.5b","stream":true}') || fail "streamed pull failed"
+echo "    pull progress: HTTP $s_code, $s_lines NDJSON lines in $s_chunks chunks over $s_span ms; last: ${s_last:0:120}"
+[ "$s_code" = 200 ] || fail "streamed pull: HTTP $s_code"
+[ "$s_chunks" -gt 1 ] || fail "streamed pull arrived in $s_chunks chunk, expected more than 1"
+[ "$s_span" -ge 500 ] || fail "streamed pull: all chunks within $s_span ms (buffered?)"
+ok "streamed pull: $s_chunks chunks spread over $s_span ms (not buffered by nginx)"
+published=$("${ENGINE[@]}" published "$P")
+echo "    published ports of the project:"; printf '%s\n' "$published" | indent
+[ "$published" = "nginx 127.0.0.1:$HTTP_PORT->80/tcp" ] || fail "expected only nginx on 127.0.0.1:$HTTP_PORT, got: $published"
+ok "only nginx is published, on loopback"
+[ "$("${ENGINE[@]}" get "$P" ollama ports)" = - ] || fail "ollama has published ports"
+if port_open "$OLLAMA_DEV_PORT"; then fail "127.0.0.1:$OLLAMA_DEV_PORT (the dev-cpu ollama port) answers on the server stack"; fi
+if [ "$ollama_port_free_before" = 1 ]; then
+  if port_open 11434; then fail "127.0.0.1:11434 answers with the server stack up"; fi
+  ok "ollama's port is not reachable from the host (127.0.0.1:11434 and :$OLLAMA_DEV_PORT refuse)"
+else
+  ok "ollama is not published (127.0.0.1:$OLLAMA_DEV_PORT refuses; 11434 was already taken by something else before the run)"
+fi
+step_done
+
+# ------------------------------------------------------------------------------------------ step 4
+step "4  admin restart: nginx -> api -> docker-socket-proxy -> engine"
+before=$("${ENGINE[@]}" get "$P" ollama startedAt)
+api_started=$("${ENGINE[@]}" get "$P" api startedAt)
+req POST /admin/ollama/restart "$ADMIN"; expect_code 200 "POST /admin/ollama/restart as admin" "in $TIME_MS ms"
+echo "    $(printf '%s' "$BODY" | head -c 400)"
+after=$("${ENGINE[@]}" get "$P" ollama startedAt)
+[ "$after" != "$before" ] || fail "ollama's StartedAt did not change ($before)"
+ok "ollama StartedAt $before -> $after"
+[ "$(jget restarted)" = true ] || fail "restart answer has no restarted:true"
+[ -n "$(jget downtimeMs)" ] && [ -n "$(jget container.name)" ] || fail "restart answer lacks downtimeMs/container"
+[ "$(jget startedAt | cut -c1-19)" = "$(printf '%s' "$after" | cut -c1-19)" ] || fail "the answer's startedAt $(jget startedAt) is not the engine's $after"
+ok "answer: container $(jget container.name), downtimeMs $(jget downtimeMs), startedAt = the engine's"
+compose logs --no-color docker-socket-proxy 2>&1 | grep -iE 'allow.*POST.*/containers/[^ ]*/restart' >/dev/null \
+  || fail "the socket proxy did not log the allowed POST .../restart"
+ok "socket proxy log: $(compose logs --no-color docker-socket-proxy 2>&1 | grep -iE 'allow.*POST.*restart' | tail -n 1 | sed 's/^.*| //' | cut -c1-120)"
+for _ in $(seq 30); do req GET "/ready?force=true" "$USER"; [ "$CODE" = 200 ] && break; sleep 1; done
+expect_code 200 "/ready after the restart"
+[ "$("${ENGINE[@]}" get "$P" api startedAt)" = "$api_started" ] || fail "the api was restarted too"
+step_done
+
+# ------------------------------------------------------------------------------------------ step 5
+step "5  ollama stopped and started again"
+api_started=$("${ENGINE[@]}" get "$P" api startedAt); nginx_started=$("${ENGINE[@]}" get "$P" nginx startedAt)
+compose stop ollama 2>&1 | indent
+[ "$("${ENGINE[@]}" get "$P" ollama status)" = exited ] || fail "ollama not stopped"
+ok "ollama stopped (compose stop ollama)"
+req POST /v1/generate "$USER" '{"prompt":"Say hello","stream":false}'
+expect_code 503 "generation with ollama stopped" "in $TIME_MS ms"
+[ "$(jget error.code)" = OLLAMA_UNAVAILABLE ] || fail "503 body: $BODY"
+[ "$TIME_MS" -lt 5000 ] || fail "the 503 took $TIME_MS ms (expected at once)"
+ok "503 OLLAMA_UNAVAILABLE in $TIME_MS ms"
+compose start ollama 2>&1 | indent
+wait_all_fine "ollama started again" 120
+served=""
+for _ in $(seq 30); do
+  req POST /v1/generate "$USER" '{"prompt":"Say hello","stream":false}'
+  [ "$CODE" = 200 ] && { served=1; break; }
+  sleep 1
+done
+[ -n "$served" ] || fail "generation not served after ollama came back: $CODE $BODY"
+ok "generation served again: $(printf '%s' "$BODY" | head -c 160)"
+[ "$("${ENGINE[@]}" get "$P" api startedAt)" = "$api_started" ] || fail "the api was restarted"
+[ "$("${ENGINE[@]}" get "$P" nginx startedAt)" = "$nginx_started" ] || fail "nginx was restarted"
+ok "api and nginx not restarted (same StartedAt)"
+step_done
+
+# ------------------------------------------------------------------------------------------ step 6
+step "6  make down keeps the models; the second make up skips them"
+make_in_copy "$tmp/down-1.log" down || fail "make down failed"
+[ -z "$("${ENGINE[@]}" states "$P")" ] || fail "containers left after make down"
+[ -z "$("${ENGINE[@]}" networks "$P")" ] || fail "networks left after make down: $("${ENGINE[@]}" networks "$P" | tr '\n' ' ')"
+"${ENGINE[@]}" exists volume "${P}_ollama-models" || fail "make down removed the models volume ${P}_ollama-models"
+ok "make down: no containers, no networks; volume ${P}_ollama-models kept"
+watch_start 6
+T_UP2=$(date +%s.%N)
+make_in_copy "$tmp/up-2.log" up || fail "second make up exited non-zero"
+UP2=$(since "$T_UP2")
+wait_all_fine "second make up"
+ALL2=$(since "$T_UP2")
+watch_stop
+"${ENGINE[@]}" order "$WATCH_FILE" "$T_UP2" model-puller'>'ollama:healthy api'>'model-puller:completed nginx'>'api:healthy \
+  cloudflared'>'nginx:healthy || fail "start order (second make up)"
+log2=$(puller_log)
+for m in $MODELS_LIST; do
+  printf '%s\n' "$log2" | grep -q "\] $m: present" || fail "second start: puller did not find $m present"
+done
+! printf '%s\n' "$log2" | grep -qE ': pulling|pulled in' || fail "second start: the puller pulled again: $(printf '%s\n' "$log2" | grep -E 'pulling|pulled in' | head -n 3)"
+printf '%s\n' "$log2" | grep -E 'model-puller: ' | indent
+PULLER2=$("${ENGINE[@]}" duration "$P" model-puller)
+ok "every model skipped as present; puller ran ${PULLER2} s (first start ${PULLER1} s)"
+awk -v a="$PULLER2" -v b="$PULLER1" 'BEGIN { exit !(a < b) }' || fail "the second puller run was not shorter"
+ok "make up: first $UP1 s (all healthy $ALL1 s), second $UP2 s (all healthy $ALL2 s)"
+make_in_copy "$tmp/down-2.log" down || fail "make down failed"
+step_done
+
+# ------------------------------------------------------------------------------------------ step 2
+step "2  a model that cannot be pulled gates the api"
+BAD=fail-model:latest          # podman-stack's ollama stand-in fails every pull matching ^fail
+rc=0
+make_in_copy "$tmp/up-fail.log" up MODELS="$(envv MODELS | cut -d, -f1),$BAD" || rc=$?
+[ "$rc" != 0 ] || fail "make up exited 0 with an unpullable model"
+ok "make up exited $rc"
+grep -q "FAILED to pull model '$BAD'" "$tmp/up-fail.log" || fail "make up's output does not name $BAD"
+ok "make up's output: $(grep "FAILED to pull model" "$tmp/up-fail.log" | tail -n 1 | sed 's/^.*| //')"
+expect_state model-puller "exited - 1"
+FAILED_SHOWN=1   # the failure above is the expected one
+api_state=$("${ENGINE[@]}" states "$P" | awk '$1 == "api" { print $2 }')
+case $api_state in
+  "") ok "api never created" ;;
+  created) ok "api created but never started (Compose v2 creates first)" ;;
+  *) FAILED_SHOWN=0; fail "api is '$api_state' although the puller failed" ;;
+esac
+[ -z "$("${ENGINE[@]}" states "$P" | awk '$1 == "nginx" && $2 != "created"')" ] || { FAILED_SHOWN=0; fail "nginx started"; }
+FAILED_SHOWN=0
+"$PS" down "${SERVER_ARGS[@]}" 2>&1 | indent
+step_done
+
+# ------------------------------------------------------------------------------------------ step 7
+step "7  make dev-cpu"
+MODE=dev-cpu
+read -r -a CPU_ARGS <<<"$(cargs dev-cpu | tr '\n' ' ')"
+"$PS" tag "${CPU_ARGS[@]}" 2>&1 | indent
+DEV_LIST=$(envv DEV_MODELS | tr ',' ' ')
+watch_start 7
+T_UP3=$(date +%s.%N)
+make_in_copy "$tmp/up-cpu.log" dev-cpu || fail "make dev-cpu exited non-zero"
+wait_all_fine "make dev-cpu"
+ALL3=$(since "$T_UP3")
+watch_stop
+"${ENGINE[@]}" order "$WATCH_FILE" "$T_UP3" model-puller'>'ollama:healthy api'>'model-puller:completed nginx'>'api:healthy \
+  || fail "start order (dev-cpu)"
+[ -z "$("${ENGINE[@]}" states "$P" | awk '$1 == "cloudflared"')" ] || fail "dev-cpu started cloudflared"
+log3=$(puller_log)
+for m in $DEV_LIST; do printf '%s\n' "$log3" | grep -q "\] $m: pulled in" || fail "dev-cpu: $m not pulled"; done
+ok "dev-cpu: all healthy in $ALL3 s, DEV_MODELS pulled: $DEV_LIST"
+published=$("${ENGINE[@]}" published "$P" | sort)
+printf '%s\n' "$published" | indent
+[ "$published" = "$(printf 'nginx 127.0.0.1:%s->80/tcp\nollama 127.0.0.1:%s->11434/tcp' "$HTTP_PORT" "$OLLAMA_DEV_PORT")" ] \
+  || fail "dev-cpu: expected nginx and ollama on 127.0.0.1 only"
+curl -fsS -m 5 "http://127.0.0.1:$OLLAMA_DEV_PORT/api/version" >/dev/null || fail "dev-cpu: ollama not answering on 127.0.0.1:$OLLAMA_DEV_PORT"
+ok "ollama answers on 127.0.0.1:$OLLAMA_DEV_PORT (loopback only) - the probe of step 3 would have seen it"
+req GET /v1/models;                 expect_code 401 "/v1/models without credentials"
+req GET /ready "$USER";             expect_code 200 "/ready (default $(jget defaultModel.name))"
+[ "$(jget defaultModel.name)" = "$(envv DEV_MODEL_DEFAULT)" ] || fail "dev-cpu default model is not DEV_MODEL_DEFAULT"
+req POST /v1/generate "$USER" '{"prompt":"Say hello","stream":false}'; expect_code 200 "generation"
+"$PS" down "${CPU_ARGS[@]}" 2>&1 | indent
+step_done
+
+echo
+say "all steps passed. Times:"
+printf '    %s\n' "${STEP_TIMES[@]}"
