@@ -92,6 +92,10 @@ export function createApp(deps: AppDeps): Express {
   // Liveness and readiness: no auth on /health; /ready follows the auth rule like everything else.
   const status = healthRoutes(health);
   app.get('/health', status);
+  // Browsers ask for it when the owner opens /admin/; not worth an error line.
+  app.get('/favicon.ico', (_req, res) => {
+    res.status(204).end();
+  });
 
   // The standard client surfaces answer every error (auth, rate limit, ours) in their SDKs' shape.
   app.use('/ollama', errorShape(ollamaErrorBody));

@@ -24,7 +24,10 @@ export function authenticate(auth: Config['auth']): RequestHandler {
     },
     challenge: true,
     realm: 'ai-local-core',
-    unauthorizedResponse: (req: Request) => errorBody(new UnauthorizedError(req.get('authorization') ? 'Invalid credentials' : 'Authentication required'), req.id),
+    unauthorizedResponse: (req: Request) => {
+      if (req.res) req.res.locals.log = { ...req.res.locals.log, errorCode: 'UNAUTHORIZED' };
+      return errorBody(new UnauthorizedError(req.get('authorization') ? 'Invalid credentials' : 'Authentication required'), req.id);
+    },
   });
 }
 

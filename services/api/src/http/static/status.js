@@ -43,8 +43,12 @@
     }).join('') + '</table>' : 'none';
   }
 
+  // Built without the page URL's user:password@ part (fetch refuses URLs with credentials; the
+  // browser still sends the basic-auth it already has for this origin).
+  var statusUrl = location.origin + location.pathname.replace(/[^/]*$/, '') + 'status.json';
+
   function tick() {
-    fetch('status.json', { credentials: 'same-origin' })
+    fetch(statusUrl, { credentials: 'same-origin' })
       .then(function (r) { if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); })
       .then(render)
       .catch(function (e) { $('state').textContent = 'unreachable'; $('state').className = 'pill unavailable'; $('health').textContent = String(e); });
