@@ -119,6 +119,7 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+trap 'exit 130' INT; trap 'exit 143' TERM   # so that cleanup runs on Ctrl-C and kill too
 
 step() { STEP_NAME=$1; STEP_T=$(date +%s.%N); echo; say "== step $1"; }
 step_done() { local t; t=$(since "$STEP_T"); STEP_TIMES+=("$(printf '%-58s %6.1f s' "$STEP_NAME" "$t")"); say "== step done in $t s"; }
