@@ -6,7 +6,7 @@
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import Joi from 'joi';
 import type { Actor, AdminService, PullLine } from '../services/admin.service';
-import { endWithError, startNdjson, writeLine } from './ndjson';
+import { endWithError, startNdjson, writeLine, guardStream } from './ndjson';
 import { clientGone } from './request-context';
 import { modelName } from './schemas';
 import { validate } from './validate';
@@ -67,16 +67,14 @@ export function adminRoutes(admin: AdminService): Router {
 
     // Headers at once: a pull of a big model is silent for a while before its first progress.
     startNdjson(res);
-    try {
-      for await (const p of progress) writeLine(res, p);
-      res.end();
-    } catch (err) {
-      if (signal.aborted) {
-        res.end();
-        return;
-      }
-      endWithError(res, err, req.id);
-    }
+    await guardStream(
+      res,
+      signal,
+      async () => {
+        for await (const p of progress) writeLine(res, p);
+      },
+      (err) => endWithError(res, err, req.id),
+    );
   });
 
   router.delete('/models/*name', joinModelParam, validate({ params: nameParams }), async (req, res) => {

@@ -8,7 +8,7 @@ import type { Metrics } from '../services/metrics';
 import type { ResponseCache } from '../services/response-cache';
 import { respond } from './async-jobs';
 import { clientGone } from './request-context';
-import { endWithError, startNdjson, writeLine } from './ndjson';
+import { endWithError, guardStream, startNdjson, writeLine } from './ndjson';
 import { formatSchema, imageSchema, messageSchema, modelName, optionsSchema, stripDataUrl } from './schemas';
 import { validate } from './validate';
 
@@ -73,7 +73,7 @@ export function generationRoutes(generation: GenerationService, jobs: JobStore, 
       res.locals.log = { ...res.locals.log, queueWaitMs: slot.waitedMs };
     });
     startNdjson(res);
-    try {
+    await guardStream(res, signal, async () => {
       for await (const ev of events) {
         if (ev.type === 'delta') {
           const line: Record<string, unknown> = { model, ...shape(genReq, ev.text), done: false };
@@ -85,14 +85,7 @@ export function generationRoutes(generation: GenerationService, jobs: JobStore, 
           writeLine(res, { model, ...shape(genReq, ''), done: true, done_reason: ev.doneReason, usage: ev.usage });
         }
       }
-      res.end();
-    } catch (err) {
-      if (signal.aborted) {
-        res.end();
-        return;
-      }
-      endWithError(res, err, req.id);
-    }
+    }, (err) => endWithError(res, err, req.id));
   }
 
   async function serve(req: Request, res: Response, genReq: GenRequest, requestedModel: string | undefined, hasImages: boolean) {

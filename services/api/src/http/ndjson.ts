@@ -22,3 +22,20 @@ export function endWithError(res: Response, err: unknown, requestId: string): vo
   res.locals.log = { ...res.locals.log, streamError: appErr.code };
   res.end();
 }
+
+/**
+ * Runs the body of a response whose headers are already out. A caller that left just gets the
+ * connection ended; any other failure is handed to `onError`, which writes the stream's last line.
+ */
+export async function guardStream(res: Response, signal: AbortSignal, run: () => Promise<void>, onError: (err: unknown) => void): Promise<void> {
+  try {
+    await run();
+    if (!res.writableEnded) res.end();
+  } catch (err) {
+    if (signal.aborted) {
+      res.end();
+      return;
+    }
+    onError(err);
+  }
+}

@@ -14,6 +14,7 @@
  * - nothing from the caller's headers reaches Ollama (no Origin → no CORS 403, no credentials).
  */
 import { userOf } from './async-jobs';
+import { guardStream } from './ndjson';
 import { Router, type Request, type Response } from 'express';
 import type { Config } from '../config';
 import { ValidationError } from '../errors';
@@ -131,25 +132,25 @@ export function ollamaNativeRoutes(svc: PassthroughService, config: Config): Rou
     // Admitted: headers now, the wait for the slot and the model load happen inside the stream.
     startStream(res, NDJSON);
     const progress: Pumped = { tail: '' };
-    try {
-      const up = await svc.inference(admission, call, signal, onSlot);
-      if (up.status >= 400) {
-        const text = await readText(up.body);
-        res.locals.log = { ...res.locals.log, upstreamStatus: up.status };
-        endNdjsonWithError(res, upstreamErrorText(text, up.status), undefined, 'UPSTREAM');
-        return;
-      }
-      await pump(up.body, res, progress);
-      res.locals.log = { ...res.locals.log, ...svc.account(admission.model, lastObjectWithUsage(progress.tail)) };
-      res.end();
-    } catch (err) {
-      if (signal.aborted) {
-        res.end();
-        return;
-      }
-      const e = surfaceError(err);
-      endNdjsonWithError(res, ollamaErrorBody(e).error, progress.lastByte, e.code);
-    }
+    await guardStream(
+      res,
+      signal,
+      async () => {
+        const up = await svc.inference(admission, call, signal, onSlot);
+        if (up.status >= 400) {
+          const text = await readText(up.body);
+          res.locals.log = { ...res.locals.log, upstreamStatus: up.status };
+          endNdjsonWithError(res, upstreamErrorText(text, up.status), undefined, 'UPSTREAM');
+          return;
+        }
+        await pump(up.body, res, progress);
+        res.locals.log = { ...res.locals.log, ...svc.account(admission.model, lastObjectWithUsage(progress.tail)) };
+      },
+      (err) => {
+        const e = surfaceError(err);
+        endNdjsonWithError(res, ollamaErrorBody(e).error, progress.lastByte, e.code);
+      },
+    );
   }
 
   router.post('/api/generate', (req, res) => infer(req, res, 'generate'));
@@ -185,17 +186,17 @@ export function ollamaNativeRoutes(svc: PassthroughService, config: Config): Rou
     }
     startStream(res, NDJSON);
     const progressed: Pumped = { tail: '' };
-    try {
-      await pump(up.body, res, progressed);
-      res.end();
-    } catch (err) {
-      if (signal.aborted) {
-        res.end();
-        return;
-      }
-      const e = surfaceError(err);
-      endNdjsonWithError(res, ollamaErrorBody(e).error, progressed.lastByte, e.code);
-    }
+    await guardStream(
+      res,
+      signal,
+      async () => {
+        await pump(up.body, res, progressed);
+      },
+      (err) => {
+        const e = surfaceError(err);
+        endNdjsonWithError(res, ollamaErrorBody(e).error, progressed.lastByte, e.code);
+      },
+    );
   }
 
   async function manageJson(req: Request, res: Response, method: 'POST' | 'DELETE', path: string) {

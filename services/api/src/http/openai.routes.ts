@@ -18,6 +18,7 @@
  * Ollama's /v1 takes no runner options: its context size is OLLAMA_CONTEXT_LENGTH, which the
  * compose file sets to NUM_CTX so both surfaces share one loaded runner.
  */
+import { guardStream } from './ndjson';
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import { ValidationError } from '../errors';
 import { collectChatCompletion, readText, upstreamErrorText, type PassthroughService } from '../services/passthrough.service';
@@ -131,25 +132,22 @@ export function openaiRoutes(svc: PassthroughService): Router {
     // Admitted: headers now; the wait for the slot and a cold load happen inside the stream.
     startStream(res, 'text/event-stream; charset=utf-8');
     const progress: Pumped = { tail: '' };
-    try {
-      const up = await svc.inference(admission, call, signal, onSlot);
-      if (up.status >= 400) {
-        const text = await readText(up.body);
-        res.locals.log = { ...res.locals.log, upstreamStatus: up.status };
-        res.write(`data: ${JSON.stringify(upstreamErrorEvent(text, up.status))}\n\n`);
-        res.end();
-        return;
-      }
-      await pump(up.body, res, progress);
-      res.locals.log = { ...res.locals.log, ...svc.account(admission.model, lastObjectWithUsage(progress.tail)) };
-      res.end();
-    } catch (err) {
-      if (signal.aborted) {
-        res.end();
-        return;
-      }
-      sseError(res, err, progress.lastByte);
-    }
+    await guardStream(
+      res,
+      signal,
+      async () => {
+        const up = await svc.inference(admission, call, signal, onSlot);
+        if (up.status >= 400) {
+          const text = await readText(up.body);
+          res.locals.log = { ...res.locals.log, upstreamStatus: up.status };
+          res.write(`data: ${JSON.stringify(upstreamErrorEvent(text, up.status))}\n\n`);
+          return;
+        }
+        await pump(up.body, res, progress);
+        res.locals.log = { ...res.locals.log, ...svc.account(admission.model, lastObjectWithUsage(progress.tail)) };
+      },
+      (err) => sseError(res, err, progress.lastByte),
+    );
   }
 
   router.post('/chat/completions', (req, res) => infer(req, res, 'chat/completions'));
