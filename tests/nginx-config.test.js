@@ -3,6 +3,7 @@
 // and the auth step that writes the htpasswd at container start.
 const test = require('node:test');
 const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
@@ -76,16 +77,55 @@ test('the config exactly as the container renders it (compose environment) passe
   assert.equal(t.status, 0, t.stderr);
 });
 
-test('auth step: sha512-crypt hashes with random salts, admins map, owner-readable files', () => {
+/** Checks user:{SSHA}base64(sha1(password . salt) . salt) lines against the passwords. */
+function assertSsha(lines, passwords) {
+  const salts = new Set();
+  lines.forEach((l, i) => {
+    const m = /^[a-z]+:\{SSHA\}([A-Za-z0-9+/]{38}==)$/.exec(l);
+    assert.ok(m, `not an {SSHA} line: ${l}`);
+    const raw = Buffer.from(m[1], 'base64');
+    const salt = raw.subarray(20);
+    assert.equal(salt.length, 8);
+    assert.deepEqual(raw.subarray(0, 20), crypto.createHash('sha1').update(Buffer.concat([Buffer.from(passwords[i]), salt])).digest());
+    salts.add(salt.toString('hex'));
+  });
+  assert.equal(salts.size, lines.length, 'a fresh salt per user');
+}
+
+test('auth step: {SSHA} hashes (the default) with random salts, admins map, owner-readable files', () => {
   const dir = tmpDir('nginx-auth-');
   const r = run(AUTH_SCRIPT, [], { env: { ...process.env, NGINX_AUTH_DIR: dir, AUTH_USERS: USERS, ADMIN_USERS: ' admin ' } });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /3 user\(s\), admin\(s\): admin/);
   const lines = fs.readFileSync(path.join(dir, 'htpasswd'), 'utf8').trim().split('\n');
   assert.deepEqual(lines.map((l) => l.split(':')[0]), ['admin', 'waldus', 'bob']);
+  assertSsha(lines, ['Adm1n-s3cret!', 'w4ldus:with:colons', 'b0b pass']);
+  assert.equal(fs.readFileSync(path.join(dir, 'admins.map'), 'utf8'), '"admin" 1;\n');
+});
+
+test('auth step: plain-Perl SHA-1 and base64 where perl has no Digest::SHA / MIME::Base64 (the nginx image\'s perl-base)', () => {
+  const dir = tmpDir('nginx-auth-pp-');
+  const hide = tmpDir('nginx-auth-hide-');
+  for (const m of ['Digest/SHA.pm', 'MIME/Base64.pm']) {
+    fs.mkdirSync(path.join(hide, path.dirname(m)), { recursive: true });
+    fs.writeFileSync(path.join(hide, m), 'die "hidden for the test\\n";\n');
+  }
+  const pws = ['Adm1n-s3cret!', 'x', 'a-rather-long-password-of-more-than-one-sha1-block-'.repeat(3)];
+  const r = run(AUTH_SCRIPT, [], { env: { ...process.env, PERL5LIB: hide, NGINX_AUTH_DIR: dir, AUTH_USERS: pws.map((p, i) => `u${'abc'[i]}:${p}`).join(','), ADMIN_USERS: '' } });
+  assert.equal(r.status, 0, r.stderr);
+  assertSsha(fs.readFileSync(path.join(dir, 'htpasswd'), 'utf8').trim().split('\n'), pws);
+});
+
+test('auth step: NGINX_AUTH_HASH=sha512 writes SHA-512 crypt; an unknown kind is refused', () => {
+  const dir = tmpDir('nginx-auth-512-');
+  const r = run(AUTH_SCRIPT, [], { env: { ...process.env, NGINX_AUTH_HASH: 'sha512', NGINX_AUTH_DIR: dir, AUTH_USERS: USERS, ADMIN_USERS: '' } });
+  assert.equal(r.status, 0, r.stderr);
+  const lines = fs.readFileSync(path.join(dir, 'htpasswd'), 'utf8').trim().split('\n');
   for (const l of lines) assert.match(l, /^[a-z]+:\$6\$[A-Za-z0-9./]{16}\$[A-Za-z0-9./]{86}$/);
   assert.equal(new Set(lines.map((l) => l.split('$')[2])).size, 3, 'a fresh salt per user');
-  assert.equal(fs.readFileSync(path.join(dir, 'admins.map'), 'utf8'), '"admin" 1;\n');
+  const bad = run(AUTH_SCRIPT, [], { env: { ...process.env, NGINX_AUTH_HASH: 'md5', NGINX_AUTH_DIR: dir, AUTH_USERS: USERS, ADMIN_USERS: '' } });
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /NGINX_AUTH_HASH must be ssha or sha512/);
 });
 
 test('auth step refuses to let nginx start without users or with an admin who is no user', () => {
@@ -107,10 +147,13 @@ test('auth step refuses to let nginx start without users or with an admin who is
   }
 });
 
-test('{SSHA} fallback (where crypt() has no SHA-512, e.g. macOS) is accepted by nginx', async () => {
+test('{SSHA} from the plain-Perl SHA-1 (as in the nginx image) is accepted by nginx', async () => {
   const dir = tmpDir('nginx-ssha-');
   const [port, deadPort] = [await freePort(), await freePort()];
-  const env = { ...process.env, AUTH_USERS: 'mac:M4c-pw', NGINX_AUTH_HASH: 'ssha', NGINX_PORT: String(port), NGINX_TUNNEL_PORT: String(await freePort()), NGINX_API_UPSTREAM: `127.0.0.1:${deadPort}` };
+  const hide = tmpDir('nginx-ssha-hide-');
+  fs.mkdirSync(path.join(hide, 'Digest'));
+  fs.writeFileSync(path.join(hide, 'Digest', 'SHA.pm'), 'die "hidden for the test\\n";\n');
+  const env = { ...process.env, PERL5LIB: hide, AUTH_USERS: 'mac:M4c-pw', NGINX_PORT: String(port), NGINX_TUNNEL_PORT: String(await freePort()), NGINX_API_UPSTREAM: `127.0.0.1:${deadPort}` };
   assert.equal(run(path.join(ROOT, 'scripts', 'render-nginx.sh'), [dir], { env }).status, 0);
   assert.match(fs.readFileSync(path.join(dir, 'auth', 'htpasswd'), 'utf8'), /^mac:\{SSHA\}/);
   const nginx = spawn('nginx', ['-e', 'stderr', '-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'ignore' });

@@ -3,13 +3,22 @@
 # templates are rendered). Also used as is by scripts/render-nginx.sh for the container-less stack.
 #
 # From AUTH_USERS ("user:password,...") and ADMIN_USERS ("user,...") it writes into $NGINX_AUTH_DIR:
-#   htpasswd     user:$6$<random salt>$<sha512-crypt>   (no plaintext password in any file)
+#   htpasswd     user:{SSHA}<base64(sha1(password . salt) . salt)>, an 8-byte random salt per user
+#                (no plaintext password in any file)
 #   admins.map   "user" 1;   (included by the `map $remote_user $is_admin` block)
-# The nginx image has neither htpasswd nor openssl, but the Debian flavour has perl, whose crypt()
-# is the same libcrypt nginx's auth_basic verifies with. Where crypt() has no SHA-512 (macOS, for
-# scripts/local-stack.sh there) it writes {SSHA} entries, which nginx checks by itself
-# (NGINX_AUTH_HASH=ssha forces that, for the tests). Refuses to run (and so nginx to start)
-# without at least one user: the GPU is never served without authentication.
+# NGINX_AUTH_HASH: ssha (default) | sha512 (SHA-512 crypt, $6$, 5000 rounds).
+# Why not the slow hash by default: nginx checks the hash on every request, and SHA-512 crypt costs
+# ~2-3 ms of CPU each time (more than the whole 2 ms the door may add; `make bench` measures it),
+# also for every wrong password (a cheap way to burn nginx's CPU). A slow hash only helps when the
+# hash file leaks and the password does not; this file is written at start from AUTH_USERS, which
+# sits in the same container's environment and in .env, so whoever reads one reads the other, and
+# `make init` passwords are 24 random characters (~143 bits) that no hash speed makes guessable.
+# Keep hand-picked passwords? Set NGINX_AUTH_HASH=sha512 and pay the milliseconds.
+# The nginx image has neither htpasswd nor openssl, and its perl-base has no Digest::SHA or
+# MIME::Base64: SHA-1 and base64 are done in plain Perl there (64-bit perl), with the modules where
+# they exist. sha512 uses perl's crypt(), the libcrypt nginx verifies with; where crypt() has no
+# SHA-512 (macOS) it falls back to {SSHA}. Refuses to run (and so nginx to start) without at least
+# one user: the GPU is never served without authentication.
 set -eu
 
 if ! command -v perl >/dev/null 2>&1; then
@@ -49,12 +58,48 @@ open(my $rnd, "<:raw", "/dev/urandom") or fail("cannot read /dev/urandom: $!");
 my @alphabet = ("a".."z", "A".."Z", "0".."9", ".", "/");
 sub salt { read($rnd, my $b, 16) == 16 or fail("short read from /dev/urandom"); join "", map { $alphabet[ord($_) % 64] } split //, $b }
 
+my $want = lc($ENV{NGINX_AUTH_HASH} // "") || "ssha";
+fail("NGINX_AUTH_HASH must be ssha or sha512, not \"$want\"") unless $want eq "ssha" || $want eq "sha512";
 my $probe = crypt("probe", "\$6\$probesalt\$");
-my $ssha = ($ENV{NGINX_AUTH_HASH} // "") eq "ssha" || !(defined $probe && $probe =~ /^\$6\$/);
-if ($ssha) {
-  eval { require Digest::SHA; require MIME::Base64; 1 }
-    or fail("crypt() here has no SHA-512 and perl has no Digest::SHA: cannot hash the passwords");
-  print STDERR "$me: writing {SSHA} hashes (crypt() here has no SHA-512, or NGINX_AUTH_HASH=ssha)\n";
+my $crypt6 = defined $probe && $probe =~ /^\$6\$/;
+my $ssha = $want eq "ssha" || !$crypt6;
+print STDERR "$me: crypt() here has no SHA-512: writing {SSHA} hashes instead\n" if $want eq "sha512" && !$crypt6;
+if ($ssha && !eval { require Digest::SHA; 1 } && ~0 <= 4294967295) {
+  # the plain-Perl SHA-1 below needs 64-bit integers
+  fail("cannot hash the passwords: no Digest::SHA, a 32-bit perl, and crypt() has no SHA-512") unless $crypt6;
+  print STDERR "$me: no Digest::SHA on a 32-bit perl: writing SHA-512 crypt hashes\n";
+  $ssha = 0;
+}
+
+# SHA-1 (FIPS 180-4) and base64 in plain Perl, for perl-base without Digest::SHA / MIME::Base64
+sub sha1 {
+  return Digest::SHA::sha1($_[0]) if defined &Digest::SHA::sha1;
+  my $msg = shift;
+  my @h = (0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0);
+  my $bits = length($msg) * 8;
+  $msg .= "\x80" . ("\0" x ((55 - length($msg)) % 64)) . pack("NN", int($bits / 4294967296), $bits % 4294967296);
+  for my $block (unpack("(a64)*", $msg)) {
+    my @w = unpack("N16", $block);
+    for my $t (16 .. 79) { my $x = $w[$t-3] ^ $w[$t-8] ^ $w[$t-14] ^ $w[$t-16]; $w[$t] = (($x << 1) | ($x >> 31)) & 0xffffffff }
+    my ($a, $b, $c, $d, $e) = @h;
+    for my $t (0 .. 79) {
+      my ($f, $k) = $t < 20 ? ((($b & $c) | (~$b & $d)) & 0xffffffff, 0x5A827999)
+                  : $t < 40 ? ($b ^ $c ^ $d, 0x6ED9EBA1)
+                  : $t < 60 ? (($b & $c) | ($b & $d) | ($c & $d), 0x8F1BBCDC)
+                  :           ($b ^ $c ^ $d, 0xCA62C1D6);
+      ($a, $b, $c, $d, $e) = (((($a << 5) | ($a >> 27)) + $f + $e + $k + $w[$t]) & 0xffffffff, $a, (($b << 30) | ($b >> 2)) & 0xffffffff, $c, $d);
+    }
+    @h = map { ($h[$_] + ($a, $b, $c, $d, $e)[$_]) & 0xffffffff } 0 .. 4;
+  }
+  return pack("N5", @h);
+}
+sub b64 { # uuencode (pack "u") mapped to the base64 alphabet
+  my $s = shift;
+  my $r = join "", map { substr($_, 1) } split /\n/, pack("u", $s);
+  $r =~ tr{` -_}{AA-Za-z0-9+/};
+  my $pad = (3 - length($s) % 3) % 3;
+  substr($r, -$pad) = "=" x $pad if $pad;
+  return $r;
 }
 
 -d $dir or mkdir($dir, 0755) or fail("cannot create $dir: $!");
@@ -64,7 +109,7 @@ for my $u (@users) {
   my $hash;
   if ($ssha) {
     read($rnd, my $s, 8) == 8 or fail("short read from /dev/urandom");
-    $hash = "{SSHA}" . MIME::Base64::encode_base64(Digest::SHA::sha1($u->[1] . $s) . $s, "");
+    $hash = "{SSHA}" . b64(sha1($u->[1] . $s) . $s);
   } else {
     $hash = crypt($u->[1], "\$6\$" . salt() . "\$");
     fail("crypt() failed") unless defined $hash && $hash =~ /^\$6\$/;
