@@ -6,7 +6,7 @@ MODEL ?=
 # `docker compose exec` wants a terminal unless told -T (make run from scripts, CI, cron)
 EXEC_T = $$([ -t 0 ] || echo -T)
 
-.PHONY: help init up dev dev-cpu down logs ps pull models tunnel-url local test test-api test-infra test-stack
+.PHONY: help init up dev dev-cpu down logs ps pull models tunnel-url local test test-api test-infra test-stack bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,6 +46,10 @@ tunnel-url: ## public URL of the Cloudflare quick tunnel
 
 local: ## the stack without containers (system nginx + API), see scripts/local-stack.sh
 	@scripts/local-stack.sh
+
+bench: ## gateway overhead vs the upstream, streaming, memory, overload (~2 min; OLLAMA_BASE_URL=... adds a real Ollama)
+	cd services/api && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
+	node tests/bench/bench.js
 
 test: test-api test-infra test-stack ## every test of the repo
 
