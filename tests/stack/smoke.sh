@@ -8,7 +8,7 @@
 # temporary copy of this working tree with its own .env, project name and free ports.
 #
 #   1 start order: ollama healthy -> model-puller pulls MODELS, exits 0 -> api healthy -> nginx healthy
-#     (-> cloudflared healthy, `make tunnel-url`)
+#     (-> cloudflared healthy; `make models`, `make tunnel-url`)
 #   3 through nginx's published port: 401 / 200 / streamed chunks / /health open / ollama not published
 #   4 admin restart through nginx -> api -> socket proxy -> engine: ollama's StartedAt changes, /ready 200
 #   5 ollama stopped: 503 OLLAMA_UNAVAILABLE at once; started again: served, api and nginx untouched
@@ -256,6 +256,9 @@ printf '%s\n' "$log1" | grep -E 'model-puller: ' | indent
 PULLER1=$("${ENGINE[@]}" duration "$P" model-puller)
 [ "$("${ENGINE[@]}" get "$P" api env:COMPOSE_PROJECT_NAME)" = "$P" ] || fail "api's COMPOSE_PROJECT_NAME is not the project name $P"
 ok "api's COMPOSE_PROJECT_NAME = project $P (how it finds ollama)"
+make_in_copy "$tmp/models.log" models >/dev/null || fail "make models failed: $(cat "$tmp/models.log")"
+for m in $MODELS_LIST; do grep -q "^$m" "$tmp/models.log" || fail "make models does not list $m: $(cat "$tmp/models.log")"; done
+ok "make models lists $(awk 'NR > 1 { printf "%s ", $1 }' "$tmp/models.log")"
 url=$(make_in_copy "$tmp/tunnel-url.log" tunnel-url >/dev/null && cat "$tmp/tunnel-url.log")
 printf '%s' "$url" | grep -qE '^https://[a-z0-9-]+\.trycloudflare\.com$' || fail "make tunnel-url: '$url'"
 ok "make tunnel-url: $url"
