@@ -1,14 +1,10 @@
 /** Streaming NDJSON responses: headers at once, one line per chunk, flushed, never buffered. */
 import type { Response } from 'express';
 import { errorBody, toAppError } from './error-handler';
+import { startStream } from './passthrough';
 
 export function startNdjson(res: Response): void {
-  res.status(200);
-  res.setHeader('Content-Type', 'application/x-ndjson; charset=utf-8');
-  res.setHeader('Cache-Control', 'no-cache, no-transform');
-  res.setHeader('X-Accel-Buffering', 'no');
-  res.flushHeaders();
-  res.socket?.setNoDelay(true);
+  startStream(res, 'application/x-ndjson; charset=utf-8');
 }
 
 export function writeLine(res: Response, obj: unknown): void {

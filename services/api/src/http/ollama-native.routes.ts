@@ -18,9 +18,9 @@ import { guardStream } from './ndjson';
 import { Router, type Request, type Response } from 'express';
 import type { Config } from '../config';
 import { ValidationError } from '../errors';
-import { collectNdjson, readText, upstreamErrorText, type PassthroughService } from '../services/passthrough.service';
+import { collectNdjson, upstreamErrorText, type PassthroughService } from '../services/passthrough.service';
 import { requireAdmin } from './auth';
-import { NEWLINE, pump, sendUpstream, startStream, lastObjectWithUsage, type Pumped } from './passthrough';
+import { NEWLINE, pump, relay, sendUpstream, startStream, type Pumped } from './passthrough';
 import { clientGone } from './request-context';
 import { ollamaErrorBody, surfaceError } from './surface-errors';
 
@@ -135,17 +135,7 @@ export function ollamaNativeRoutes(svc: PassthroughService, config: Config): Rou
     await guardStream(
       res,
       signal,
-      async () => {
-        const up = await svc.inference(admission, call, signal, onSlot);
-        if (up.status >= 400) {
-          const text = await readText(up.body);
-          res.locals.log = { ...res.locals.log, upstreamStatus: up.status };
-          endNdjsonWithError(res, upstreamErrorText(text, up.status), undefined, 'UPSTREAM');
-          return;
-        }
-        await pump(up.body, res, progress);
-        res.locals.log = { ...res.locals.log, ...svc.account(admission.model, lastObjectWithUsage(progress.tail)) };
-      },
+      () => relay(res, svc, admission, call, signal, onSlot, progress, (text, status) => endNdjsonWithError(res, upstreamErrorText(text, status), undefined, 'UPSTREAM')),
       (err) => {
         const e = surfaceError(err);
         endNdjsonWithError(res, ollamaErrorBody(e).error, progress.lastByte, e.code);

@@ -21,8 +21,8 @@
 import { guardStream } from './ndjson';
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import { ValidationError } from '../errors';
-import { collectChatCompletion, readText, upstreamErrorText, type PassthroughService } from '../services/passthrough.service';
-import { NEWLINE, pump, sendUpstream, startStream, lastObjectWithUsage, type Pumped } from './passthrough';
+import { collectChatCompletion, upstreamErrorText, type PassthroughService } from '../services/passthrough.service';
+import { NEWLINE, relay, sendUpstream, startStream, type Pumped } from './passthrough';
 import { clientGone } from './request-context';
 import { openaiErrorBody, surfaceError } from './surface-errors';
 
@@ -135,17 +135,7 @@ export function openaiRoutes(svc: PassthroughService): Router {
     await guardStream(
       res,
       signal,
-      async () => {
-        const up = await svc.inference(admission, call, signal, onSlot);
-        if (up.status >= 400) {
-          const text = await readText(up.body);
-          res.locals.log = { ...res.locals.log, upstreamStatus: up.status };
-          res.write(`data: ${JSON.stringify(upstreamErrorEvent(text, up.status))}\n\n`);
-          return;
-        }
-        await pump(up.body, res, progress);
-        res.locals.log = { ...res.locals.log, ...svc.account(admission.model, lastObjectWithUsage(progress.tail)) };
-      },
+      () => relay(res, svc, admission, call, signal, onSlot, progress, (text, status) => res.write(`data: ${JSON.stringify(upstreamErrorEvent(text, status))}\n\n`)),
       (err) => sseError(res, err, progress.lastByte),
     );
   }

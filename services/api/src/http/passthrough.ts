@@ -7,6 +7,9 @@ import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import type { Response } from 'express';
 import type { ProxyResponse } from '../clients/ollama.types';
+import type { Admission } from '../services/generation.service';
+import type { Slot } from '../services/gpu-queue';
+import { readText, type PassthroughService, type UpstreamCall } from '../services/passthrough.service';
 
 export function startStream(res: Response, contentType: string): void {
   res.status(200);
@@ -80,3 +83,29 @@ export async function sendUpstream(res: Response, up: ProxyResponse): Promise<vo
 }
 
 export const NEWLINE = 0x0a;
+
+/**
+ * The body of an admitted, started stream: waits for the GPU slot inside it, pipes Ollama's answer
+ * through, logs its usage; an upstream error status is handed to `onUpstreamError` in the
+ * surface's own framing.
+ */
+export async function relay(
+  res: Response,
+  svc: PassthroughService,
+  admission: Admission,
+  call: UpstreamCall,
+  signal: AbortSignal,
+  onSlot: (slot: Slot) => void,
+  progress: Pumped,
+  onUpstreamError: (text: string, status: number) => void,
+): Promise<void> {
+  const up = await svc.inference(admission, call, signal, onSlot);
+  if (up.status >= 400) {
+    const text = await readText(up.body);
+    res.locals.log = { ...res.locals.log, upstreamStatus: up.status };
+    onUpstreamError(text, up.status);
+    return;
+  }
+  await pump(up.body, res, progress);
+  res.locals.log = { ...res.locals.log, ...svc.account(admission.model, lastObjectWithUsage(progress.tail)) };
+}
