@@ -67,7 +67,11 @@ show_failing() { # the states of the project, then the logs of the services that
   [ "$FAILED_SHOWN" = 0 ] || return 0
   FAILED_SHOWN=1
   local states culprits
-  states=$("${ENGINE[@]}" states "$P" 2>&1 || true)
+  if ! states=$("${ENGINE[@]}" states "$P" 2>&1); then
+    echo "---- no container states (${states:-engine not reachable})" >&2
+    return 0
+  fi
+  [ -n "$states" ] || { echo "---- project $P has no containers" >&2; return 0; }
   echo "---- containers of project $P (service status health exit startedAt finishedAt name):" >&2
   printf '%s\n' "$states" | indent >&2
   culprits=$(printf '%s\n' "$states" | awk '($2 == "exited" && $4 != 0) || $3 == "unhealthy" || $3 == "starting" || $2 == "created" { print $1 }' | sort -u)
@@ -184,7 +188,10 @@ puller_log() { compose logs --no-color model-puller 2>&1; }
 say "repo $root; podman-stack $PS; project $P; files in $tmp"
 step "0  setup: podman-stack setup, a copy of the tree, make init"
 # podman-stack: apt packages, stand-in images (built when missing or changed), our own API service
-exports=$("$PS" setup) || fail "podman-stack setup failed (see above; logs in $PODMAN_STACK_STATE)"
+if ! exports=$("$PS" setup); then
+  for f in "$PODMAN_STACK_STATE"/*.log; do [ -s "$f" ] && { echo "---- tail of $f:"; tail -n 30 "$f" | indent; }; done >&2
+  fail "podman-stack setup failed (see above)"
+fi
 eval "$exports"
 ok "podman API service on $DOCKER_HOST ($(curl -s --unix-socket "$PODMAN_STACK_SOCK" http://d/version | "${ENGINE[@]}" json Version) )"
 
