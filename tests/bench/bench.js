@@ -89,7 +89,7 @@ function machine() {
     memGb: Math.round(os.totalmem() / 2 ** 30),
     os: `${os.type()} ${os.release()}`,
     node: process.version,
-    nginx: nginx.replace(/^nginx version: /, ''),
+    nginx: nginx.replace(/^nginx version: (nginx\/)?/, ''),
     loadavgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
   };
 }
@@ -789,7 +789,8 @@ function summaryMarkdown() {
   if (s.latency) {
     for (const r of s.latency.rows.filter((x) => x.target !== 'direct')) {
       const goal = r.target === 'api' ? '≤ 1 ms p50' : r.target === 'nginx+api' ? '≤ 2 ms p50, ≤ 10 ms p99' : 'comparison';
-      rows.push([`added latency, ${r.target}, c=${r.concurrency}`, `+${L.f2(r.addedP50)} ms p50, +${L.f2(r.addedP99)} ms p99 (direct ${L.f2(s.latency.rows.find((x) => x.target === 'direct' && x.concurrency === r.concurrency).p50)} ms p50)`, goal, pf(r.pass)]);
+      const cpu = [r.apiCpuMsPerReq != null ? `API ${L.f2(r.apiCpuMsPerReq)}` : '', r.nginxCpuMsPerReq != null ? `nginx ${L.f2(r.nginxCpuMsPerReq)}` : ''].filter(Boolean).join(', ');
+      rows.push([`added latency, ${r.target}, c=${r.concurrency}`, `+${L.f2(r.addedP50)} ms p50, +${L.f2(r.addedP99)} ms p99 (direct ${L.f2(s.latency.rows.find((x) => x.target === 'direct' && x.concurrency === r.concurrency).p50)} ms p50); CPU ms/request: ${cpu}`, goal, pf(r.pass)]);
     }
   }
   if (s.ttft) for (const r of s.ttft.rows.filter((x) => x.target !== 'direct')) rows.push([`added time to first token, ${r.target}`, `+${L.f2(r.addedP50)} ms p50`, '≤ 5 ms p50', pf(r.pass)]);
@@ -818,7 +819,7 @@ function summaryMarkdown() {
     rows.push(['overload: time to 503, burst of 50', `p50 ${L.f2(o.refusedP50)} ms, slowest ${L.f2(o.refusedMax)} ms`, '≤ 10 ms', pf(burst.pass)]);
     rows.push(['overload: time to 503, single request on a full queue', `p50 ${L.f2(o.single.p50)} ms, slowest ${L.f2(o.single.max)} ms (${o.single.refused503}/${o.single.n})`, '≤ 10 ms', pf(single.pass)]);
   }
-  if (rows.length) lines.push(L.mdTable(['measure', 'result', 'goal', ''], rows));
+  if (rows.length) lines.push(L.mdTable(['measure', 'result', 'goal', 'verdict'], rows));
   if (s.cache?.rows) {
     lines.push('');
     lines.push(L.mdTable(['cache (X-Cache)', 'n', 'p50 ms', 'p99 ms'], s.cache.rows.map((r) => [r.label, r.n, L.f2(r.p50), L.f2(r.p99)])));
@@ -846,7 +847,6 @@ async function main() {
   hard.unref();
   for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => cleanup().finally(() => process.exit(130)));
 
-  if (!fs.existsSync(path.join(ROOT, 'services/api/dist/main.js'))) throw new Error('services/api/dist/main.js is missing: run `make bench` (it builds the API) or `cd services/api && npm run build`');
   out.machine = machine();
   out.settings = { raisedLimits: RAISED, upstreamTokenMs: TOKEN_MS, quick: QUICK };
   const t0 = L.now();
@@ -857,6 +857,7 @@ async function main() {
   const wants = (name) => !only.length || only.includes(name);
   const names = ['latency', 'streaming', 'cache', 'memory', 'overload'];
   if (names.some(wants)) {
+    if (!fs.existsSync(path.join(ROOT, 'services/api/dist/main.js'))) throw new Error('services/api/dist/main.js is missing: run `make bench` (it builds the API) or `cd services/api && npm run build`');
     const env = await setup();
     out.settings.nginxAuthHash = env.stackHash;
     log(`upstream ${env.upstream} (${1000 / TOKEN_MS} tok/s) · api ${env.api} (pid ${env.apiPid}) · nginx ${env.nginx} (htpasswd: ${env.stackHash})${env.alt ? ` · comparison nginx ${env.alt.url} (htpasswd: ${env.alt.hash})` : ''}`);
@@ -904,7 +905,11 @@ async function main() {
   process.exitCode = broken.length ? 1 : 0;
 }
 
-main().catch(async (e) => {
+if (process.argv[2] === '--md') {
+  // the Markdown summary of the last run again (for the README), from results/latest.json
+  Object.assign(out, JSON.parse(fs.readFileSync(path.join(RESULTS, 'latest.json'), 'utf8')));
+  process.stdout.write(summaryMarkdown() + '\n');
+} else main().catch(async (e) => {
   log(`BROKEN: setup failed: ${e.message}`);
   await cleanup();
   process.exit(1);
