@@ -243,6 +243,10 @@ export function createOllamaClient(opts: OllamaClientOptions): OllamaClient {
         throw mapOllamaError(res.status, errorText(text), model);
       }
       let buffered = '';
+      // Ollama's last line ({"done": true, ...}) is held until the response has ended: callers stop
+      // iterating at it, and leaving the loop before the end would destroy the response (an
+      // AbortError, and the pooled socket closed) where reading on costs nothing.
+      let doneLine: T | undefined;
       try {
         for await (const piece of res.data) {
           seenFirst = true;
@@ -253,7 +257,12 @@ export function createOllamaClient(opts: OllamaClientOptions): OllamaClient {
             const line = buffered.slice(0, nl).trim();
             buffered = buffered.slice(nl + 1);
             if (!line) continue;
-            yield parseLine<T>(line, model);
+            const obj = parseLine<T>(line, model);
+            if (doneLine === undefined && (obj as { done?: unknown } | null)?.done === true) {
+              doneLine = obj;
+              continue;
+            }
+            yield obj;
           }
         }
       } catch (err) {
@@ -262,14 +271,17 @@ export function createOllamaClient(opts: OllamaClientOptions): OllamaClient {
         if (deadline.callerAborted()) throw new ClientClosedError();
         throw mapTransportError(err, baseUrl, model, timeoutFor());
       }
-      if (buffered.trim()) yield parseLine<T>(buffered.trim(), model);
+      const tail = buffered.trim() ? parseLine<T>(buffered.trim(), model) : undefined;
       if (deadline.timedOut) throw new UpstreamTimeoutError(model, timeoutFor());
+      // the response has ended: nothing left to abort, whenever the caller stops
       finished = true;
+      if (doneLine !== undefined) yield doneLine;
+      if (tail !== undefined) yield tail;
     } finally {
       deadline.dispose();
       // Returning early (caller stopped iterating) or failing aborts the upstream request: frees
-      // the GPU. Not after a complete answer: abort() there only builds two errors with stack
-      // traces (AbortError, axios' CanceledError) per request for nothing.
+      // the GPU. Not once the response has ended: abort() there only builds two errors with
+      // stack traces (AbortError, axios' CanceledError) for nothing.
       if (!finished) deadline.controller.abort();
     }
   }
