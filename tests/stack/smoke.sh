@@ -329,7 +329,7 @@ ok "ollama StartedAt $before -> $after"
 [ "$(jget restarted)" = true ] || fail "restart answer has no restarted:true"
 [ -n "$(jget downtimeMs)" ] && [ -n "$(jget container.name)" ] || fail "restart answer lacks downtimeMs/container"
 [ "$(jget startedAt | cut -c1-19)" = "$(printf '%s' "$after" | cut -c1-19)" ] || fail "the answer's startedAt $(jget startedAt) is not the engine's $after"
-ok "answer: container $(jget container.name), downtimeMs $(jget downtimeMs), startedAt = the engine's"
+ok "answer: container $(jget container.name), restartMs $(jget restartMs), downtimeMs $(jget downtimeMs), startedAt = the engine's"
 compose logs --no-color docker-socket-proxy 2>&1 | grep -iE 'allow.*POST.*/containers/[^ ]*/restart' >/dev/null \
   || fail "the socket proxy did not log the allowed POST .../restart"
 ok "socket proxy log: $(compose logs --no-color docker-socket-proxy 2>&1 | grep -iE 'allow.*POST.*restart' | tail -n 1 | sed 's/^.*| //' | cut -c1-120)"
