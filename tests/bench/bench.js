@@ -22,7 +22,8 @@
  *      every installed model), BENCH_NUM_CTX (4096, as the gateway's NUM_CTX), BENCH_ONLY (comma list
  *      of latency,streaming,cache,memory,overload,real; default all), BENCH_HARDWARE (a label for
  *      section 6's table, e.g. "RTX 3060 12 GB" or "M1 16 GB"), BENCH_QUICK=1 (fewer requests,
- *      for trying the script out), BENCH_ALT_AUTH_HASH (the comparison nginx's hash, sha512).
+ *      for trying the script out), BENCH_ALT_AUTH_HASH (the comparison nginx's hash, sha512),
+ *      BENCH_LOG_LEVEL (the API's, info as in production).
  */
 const fs = require('node:fs');
 const os = require('node:os');
@@ -119,7 +120,8 @@ async function setup() {
     OLLAMA_BASE_URL: upstream,
     MODEL_DEFAULT: GEN_MODEL,
     MODEL_EMBED: EMBED_MODEL,
-    LOG_LEVEL: 'warn',
+    // the production default (.env.example): one JSON access line per request on stdout, as in compose
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL || 'info',
     HTTP_PORT: String(httpPort),
     API_PORT: String(apiPort),
     TUNNEL_PORT: String(tunnelPort),
@@ -831,7 +833,7 @@ function summaryMarkdown() {
     lines.push(L.mdTable(REAL_HEAD, s.realOllama.rows.map(realRow)));
   }
   lines.push('');
-  lines.push(`Limits raised for the run: ${Object.entries(RAISED).map(([k, v]) => `${k}=${v}`).join(', ')} (the overload section uses MAX_CONCURRENT=1, MAX_QUEUE=16).`);
+  lines.push(`Limits raised for the run: ${Object.entries(RAISED).map(([k, v]) => `${k}=${v}`).join(', ')} (the overload section uses MAX_CONCURRENT=1, MAX_QUEUE=16); the API at LOG_LEVEL=${out.settings?.apiLogLevel ?? 'warn'}.`);
   return lines.join('\n');
 }
 
@@ -848,11 +850,12 @@ async function main() {
   for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => cleanup().finally(() => process.exit(130)));
 
   out.machine = machine();
-  out.settings = { raisedLimits: RAISED, upstreamTokenMs: TOKEN_MS, quick: QUICK };
+  out.settings = { raisedLimits: RAISED, upstreamTokenMs: TOKEN_MS, quick: QUICK, apiLogLevel: process.env.BENCH_LOG_LEVEL || 'info' };
   const t0 = L.now();
   log(`# ai-local-core benchmark — ${out.startedAt}`);
   log(`machine: ${out.machine.cpu}, ${out.machine.cores} cores, load ${out.machine.loadavgAtStart.join(' ')}, node ${out.machine.node}, nginx ${out.machine.nginx}`);
   log(`limits raised for this run: ${Object.entries(RAISED).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  log(`API LOG_LEVEL=${process.env.BENCH_LOG_LEVEL || 'info'} (the production default: an access line per request)`);
   const only = (process.env.BENCH_ONLY || '').split(',').map((x) => x.trim()).filter(Boolean);
   const wants = (name) => !only.length || only.includes(name);
   const names = ['latency', 'streaming', 'cache', 'memory', 'overload'];
