@@ -14,6 +14,8 @@
  * MAX_CONCURRENT=1, MAX_QUEUE=16); the response cache's hit latency (when the build has the cache);
  * 6 a real Ollama at OLLAMA_BASE_URL (load time, time to first token, tokens/s per model).
  *
+ * CPU per request reads /proc/<pid>/stat (Linux; '-' elsewhere); RSS reads /proc or `ps` (macOS).
+ *
  * Prints tables and PASS/FAIL per target, writes tests/bench/results/latest.json and latest.md.
  * Exit 0 whatever the numbers; 1 only when the benchmark itself broke (setup failed, a request was
  * lost, hung or failed).

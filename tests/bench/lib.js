@@ -222,11 +222,20 @@ function slope(xs, ys) {
   return den ? num / den : 0;
 }
 
+/** VmRSS in MB from /proc (Linux); elsewhere `ps -o rss=` (macOS); NaN when neither answers. */
 function rssMb(pid) {
-  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const m = /VmRSS:\s+(\d+)\s+kB/.exec(s);
-  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(m[1]) / 1024;
+  try {
+    const m = /VmRSS:\s+(\d+)\s+kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    if (m) return Number(m[1]) / 1024;
+  } catch {
+    /* not Linux */
+  }
+  try {
+    const kb = Number(require('node:child_process').execFileSync('ps', ['-o', 'rss=', '-p', String(pid)], { encoding: 'utf8' }).trim());
+    return kb > 0 ? kb / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
 }
 
 /** A fixed-width text table; rows are arrays of cells (strings or numbers). */
