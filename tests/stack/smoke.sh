@@ -52,7 +52,7 @@ export COMPOSE_HTTP_TIMEOUT=300            # the api build through podman's API 
 
 tmp=$(mktemp -d /tmp/alc-stack.XXXXXX)
 copy=$tmp/repo
-P=alc-stack-$$                             # the run's compose project (container/network/volume prefix)
+P=alc-stack-$$-$(printf '%s' "${tmp##*.}" | tr 'A-Z' 'a-z')   # the run's compose project (container/network/volume prefix)
 export PODMAN_STACK_SOCK=$tmp/podman.sock  # our own API service: stopped at the end, nobody else's touched
 export PODMAN_STACK_STATE=$tmp/podman-stack.d
 MODE=server
@@ -95,7 +95,9 @@ cleanup() {
   trap - ERR
   [ -n "$WATCH_PID" ] && kill "$WATCH_PID" 2>/dev/null
   if [ "${STACK_KEEP:-0}" = 1 ]; then
-    say "STACK_KEEP=1: left project $P, health loop $HEALTH_PID, $tmp (DOCKER_HOST=unix://$PODMAN_STACK_SOCK)"
+    say "STACK_KEEP=1: left project $P (mode $MODE), health loop $HEALTH_PID, $tmp (DOCKER_HOST=unix://$PODMAN_STACK_SOCK)"
+    echo "    clean up: kill $HEALTH_PID; export PODMAN_STACK_SOCK=$PODMAN_STACK_SOCK PODMAN_STACK_STATE=$PODMAN_STACK_STATE"
+    echo "              $PS down $(cargs "$MODE" 2>/dev/null | tr '\n' ' '); $PS stop; rm -rf $tmp"
     exit "$rc"
   fi
   say "cleanup: project $P down -v, podman API service of this run stopped, $tmp removed"
@@ -211,10 +213,13 @@ while [ "$OLLAMA_DEV_PORT" = "$HTTP_PORT" ]; do OLLAMA_DEV_PORT=$(free_port); do
 sed -i -e "s/^GPU=.*/GPU=0/" -e "s/^COMPOSE_PROJECT_NAME=.*/COMPOSE_PROJECT_NAME=$P/" \
        -e "s/^HTTP_PORT=.*/HTTP_PORT=$HTTP_PORT/" -e "s/^OLLAMA_DEV_PORT=.*/OLLAMA_DEV_PORT=$OLLAMA_DEV_PORT/" "$copy/.env"
 envv() { sed -n "s/^$1=//p" "$copy/.env" | tail -n 1; }
+for kv in GPU=0 COMPOSE_PROJECT_NAME="$P" HTTP_PORT="$HTTP_PORT" OLLAMA_DEV_PORT="$OLLAMA_DEV_PORT"; do
+  [ "$(envv "${kv%%=*}")" = "${kv#*=}" ] || fail ".env from make init has no ${kv%%=*}= line to set (.env.example changed?)"
+done
 users=$(envv AUTH_USERS)
 ADMIN="admin:$(printf '%s' "$users" | tr ',' '\n' | sed -n 's/^admin://p')"
-USER="waldus:$(printf '%s' "$users" | tr ',' '\n' | sed -n 's/^waldus://p')"
-[ "${ADMIN#admin:}" != "" ] && [ "${USER#waldus:}" != "" ] || fail "make init: no admin/waldus passwords in AUTH_USERS"
+WALDUS="waldus:$(printf '%s' "$users" | tr ',' '\n' | sed -n 's/^waldus://p')"
+[ "${ADMIN#admin:}" != "" ] && [ "${WALDUS#waldus:}" != "" ] || fail "make init: no admin/waldus passwords in AUTH_USERS"
 ok ".env by make init; GPU=0, COMPOSE_PROJECT_NAME=$P, HTTP_PORT=$HTTP_PORT, OLLAMA_DEV_PORT=$OLLAMA_DEV_PORT"
 read -r -a SERVER_ARGS <<<"$(cargs server | tr '\n' ' ')"
 printf '%s\n' "${SERVER_ARGS[@]}" | grep -qx docker-compose.gpu.yml && fail "server combination still has the GPU overlay with GPU=0"
@@ -276,16 +281,16 @@ step "3  through nginx's published port 127.0.0.1:$HTTP_PORT"
 req GET /v1/models;                      expect_code 401 "/v1/models without credentials"
 [ "$(jget error.code)" = UNAUTHORIZED ] || fail "401 body is not the JSON error: $BODY"
 req GET /v1/models "waldus:wrong-password"; expect_code 401 "/v1/models with a wrong password"
-req GET /v1/models "$USER";              expect_code 200 "/v1/models as waldus"
+req GET /v1/models "$WALDUS";              expect_code 200 "/v1/models as waldus"
 for m in $MODELS_LIST; do printf '%s' "$BODY" | grep -q "\"$m" || fail "/v1/models does not list $m: ${BODY:0:300}"; done
 ok "/v1/models lists $MODELS_LIST"
 req GET /health;                         expect_code 200 "/health without credentials"
-req GET /ready "$USER";                  expect_code 200 "/ready ($(jget status))"
-req POST /admin/ollama/restart "$USER";  expect_code 403 "/admin/ as a non-admin user"
+req GET /ready "$WALDUS";                  expect_code 200 "/ready ($(jget status))"
+req POST /admin/ollama/restart "$WALDUS";  expect_code 403 "/admin/ as a non-admin user"
 # a generation streamed through nginx: NDJSON lines as they come (the stand-in answers one text line
 # and the final line at once, so this shows the NDJSON framing, not the spacing) ...
 IFS=$'\t' read -r s_code s_chunks s_lines s_ms s_span s_type s_first s_last < <("${ENGINE[@]}" stream \
-  "http://127.0.0.1:$HTTP_PORT/v1/generate" "$USER" '{"prompt":"Say hello","stream":true}') || fail "streamed generation failed"
+  "http://127.0.0.1:$HTTP_PORT/v1/generate" "$WALDUS" '{"prompt":"Say hello","stream":true}') || fail "streamed generation failed"
 echo "    generation: HTTP $s_code, $s_type, $s_lines NDJSON lines in $s_chunks read(s), $s_ms ms"
 echo "      first: ${s_first:0:200}"; echo "      last:  ${s_last:0:200}"
 [ "$s_code" = 200 ] || fail "streamed generation: HTTP $s_code"
@@ -333,7 +338,7 @@ ok "answer: container $(jget container.name), restartMs $(jget restartMs), downt
 compose logs --no-color docker-socket-proxy 2>&1 | grep -iE 'allow.*POST.*/containers/[^ ]*/restart' >/dev/null \
   || fail "the socket proxy did not log the allowed POST .../restart"
 ok "socket proxy log: $(compose logs --no-color docker-socket-proxy 2>&1 | grep -iE 'allow.*POST.*restart' | tail -n 1 | sed 's/^.*| //' | cut -c1-120)"
-for _ in $(seq 30); do req GET "/ready?force=true" "$USER"; [ "$CODE" = 200 ] && break; sleep 1; done
+for _ in $(seq 30); do req GET "/ready?force=true" "$WALDUS"; [ "$CODE" = 200 ] && break; sleep 1; done
 expect_code 200 "/ready after the restart"
 [ "$("${ENGINE[@]}" get "$P" api startedAt)" = "$api_started" ] || fail "the api was restarted too"
 step_done
@@ -344,7 +349,7 @@ api_started=$("${ENGINE[@]}" get "$P" api startedAt); nginx_started=$("${ENGINE[
 compose stop ollama 2>&1 | indent
 [ "$("${ENGINE[@]}" get "$P" ollama status)" = exited ] || fail "ollama not stopped"
 ok "ollama stopped (compose stop ollama)"
-req POST /v1/generate "$USER" '{"prompt":"Say hello","stream":false}'
+req POST /v1/generate "$WALDUS" '{"prompt":"Say hello","stream":false}'
 expect_code 503 "generation with ollama stopped" "in $TIME_MS ms"
 [ "$(jget error.code)" = OLLAMA_UNAVAILABLE ] || fail "503 body: $BODY"
 [ "$TIME_MS" -lt 5000 ] || fail "the 503 took $TIME_MS ms (expected at once)"
@@ -353,7 +358,7 @@ compose start ollama 2>&1 | indent
 wait_all_fine "ollama started again" 120
 served=""
 for _ in $(seq 30); do
-  req POST /v1/generate "$USER" '{"prompt":"Say hello","stream":false}'
+  req POST /v1/generate "$WALDUS" '{"prompt":"Say hello","stream":false}'
   [ "$CODE" = 200 ] && { served=1; break; }
   sleep 1
 done
@@ -440,9 +445,9 @@ printf '%s\n' "$published" | indent
 curl -fsS -m 5 "http://127.0.0.1:$OLLAMA_DEV_PORT/api/version" >/dev/null || fail "dev-cpu: ollama not answering on 127.0.0.1:$OLLAMA_DEV_PORT"
 ok "ollama answers on 127.0.0.1:$OLLAMA_DEV_PORT (loopback only) - the probe of step 3 would have seen it"
 req GET /v1/models;                 expect_code 401 "/v1/models without credentials"
-req GET /ready "$USER";             expect_code 200 "/ready (default $(jget defaultModel.name))"
+req GET /ready "$WALDUS";             expect_code 200 "/ready (default $(jget defaultModel.name))"
 [ "$(jget defaultModel.name)" = "$(envv DEV_MODEL_DEFAULT)" ] || fail "dev-cpu default model is not DEV_MODEL_DEFAULT"
-req POST /v1/generate "$USER" '{"prompt":"Say hello","stream":false}'; expect_code 200 "generation"
+req POST /v1/generate "$WALDUS" '{"prompt":"Say hello","stream":false}'; expect_code 200 "generation"
 "$PS" down "${CPU_ARGS[@]}" 2>&1 | indent
 step_done
 
