@@ -809,11 +809,11 @@ function summaryMarkdown() {
     const mm = s.memory;
     const c1 = out.checks.find((c) => c.id === '4.rss.peak');
     const c2 = out.checks.find((c) => c.id === '4.heap.trend' || c.id === '4.rss.trend');
-    rows.push([`API RSS, idle → peak over ${mm.requests.toLocaleString('en')} requests`, `${L.f1(mm.idleAtStartMb)} → ${L.f1(mm.peakMb)} MB (${L.f1(mm.afterIdleMb)} MB idle after)`, '≤ 100 MB', pf(c1.pass)]);
+    rows.push([`API RSS, idle → peak over ${mm.requests.toLocaleString('en')} requests`, `${L.f1(mm.idleAtStartMb)} → ${L.f1(mm.peakMb)} MB (${L.f1(mm.afterIdleMb)} MB idle after)`, '≤ 100 MB', pf(c1?.pass)]);
     if (mm.heapAfterGc?.length) {
-      rows.push(['API live heap after full GC (leak check)', `${L.f1(mm.idleHeapUsedMb)} MB idle; ${mm.heapAfterGc.map((h) => L.f1(h.heapUsedMb)).join(' / ')} MB at ${mm.heapAfterGc.map((h) => `${h.requests / 1000}k`).join(' / ')} (${mm.heapSlopeMbPer1k >= 0 ? '+' : ''}${L.f3(mm.heapSlopeMbPer1k)} MB per 1,000)`, 'no growth', pf(c2.pass)]);
+      rows.push(['API live heap after full GC (leak check)', `${L.f1(mm.idleHeapUsedMb)} MB idle; ${mm.heapAfterGc.map((h) => L.f1(h.heapUsedMb)).join(' / ')} MB at ${mm.heapAfterGc.map((h) => `${h.requests / 1000}k`).join(' / ')} (${mm.heapSlopeMbPer1k >= 0 ? '+' : ''}${L.f3(mm.heapSlopeMbPer1k)} MB per 1,000)`, 'no growth', pf(c2?.pass)]);
     } else {
-      rows.push(['API RSS trend, 2nd half', `${mm.rssSlopeMbPer1kSecondHalf >= 0 ? '+' : ''}${L.f2(mm.rssSlopeMbPer1kSecondHalf)} MB per 1,000 requests`, 'no growth', pf(c2.pass)]);
+      rows.push(['API RSS trend, 2nd half', `${mm.rssSlopeMbPer1kSecondHalf >= 0 ? '+' : ''}${L.f2(mm.rssSlopeMbPer1kSecondHalf)} MB per 1,000 requests`, 'no growth', pf(c2?.pass)]);
     }
   }
   if (s.overload) {
@@ -821,9 +821,9 @@ function summaryMarkdown() {
     const acc = out.checks.find((c) => c.id === '5.accounted');
     const burst = out.checks.find((c) => c.id === '5.refusal.burst');
     const single = out.checks.find((c) => c.id === '5.refusal.single');
-    rows.push(['overload: 50 at once, MAX_CONCURRENT=1, MAX_QUEUE=16', `${o.served} served, ${o.refused503} refused 503, ${o.other} lost/hung`, 'none lost or hung', pf(acc.pass)]);
-    rows.push(['overload: time to 503, burst of 50', `p50 ${L.f2(o.refusedP50)} ms, slowest ${L.f2(o.refusedMax)} ms`, '≤ 10 ms', pf(burst.pass)]);
-    rows.push(['overload: time to 503, single request on a full queue', `p50 ${L.f2(o.single.p50)} ms, slowest ${L.f2(o.single.max)} ms (${o.single.refused503}/${o.single.n})`, '≤ 10 ms', pf(single.pass)]);
+    rows.push(['overload: 50 at once, MAX_CONCURRENT=1, MAX_QUEUE=16', `${o.served} served, ${o.refused503} refused 503, ${o.other} lost/hung`, 'none lost or hung', pf(acc?.pass)]);
+    rows.push(['overload: time to 503, burst of 50', `p50 ${L.f2(o.refusedP50)} ms, slowest ${L.f2(o.refusedMax)} ms`, '≤ 10 ms', pf(burst?.pass)]);
+    rows.push(['overload: time to 503, single request on a full queue', `p50 ${L.f2(o.single.p50)} ms, slowest ${L.f2(o.single.max)} ms (${o.single.refused503}/${o.single.n})`, '≤ 10 ms', pf(single?.pass)]);
   }
   if (rows.length) lines.push(L.mdTable(['measure', 'result', 'goal', 'verdict'], rows));
   if (s.cache?.rows) {
