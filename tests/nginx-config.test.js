@@ -170,3 +170,17 @@ test('{SSHA} from the plain-Perl SHA-1 (as in the nginx image) is accepted by ng
     await stop(nginx);
   }
 });
+
+test('16-engine-resolver.envsh leaves nginx only the engine DNS (podman lists the host resolvers too)', () => {
+  const script = path.join(ROOT, 'docker', 'nginx', '16-engine-resolver.envsh');
+  assert.ok(fs.statSync(script).mode & 0o111, 'executable: the image entrypoint ignores a non-executable *.envsh');
+  const nginx = composeConfig('server').services.nginx;
+  assert.ok(nginx.volumes.some((v) => String(v.target || v).includes('/docker-entrypoint.d/16-engine-resolver.envsh')), 'mounted into the nginx container');
+  // sourced by sh like the official entrypoint does, after 15-local-resolvers.envsh set the variable
+  const source = (value) => run('sh', ['-c', `. "${script}"; printf '[%s]' "\${NGINX_LOCAL_RESOLVERS-unset}"`],
+    { env: value === undefined ? { PATH: process.env.PATH } : { PATH: process.env.PATH, NGINX_LOCAL_RESOLVERS: value } }).stdout;
+  assert.equal(source('10.89.2.1 10.89.0.1 10.255.255.53'), '[10.89.2.1]', 'podman: aardvark-dns first, then the host resolvers (NXDOMAIN for api)');
+  assert.equal(source('127.0.0.11'), '[127.0.0.11]', "Docker's embedded DNS");
+  assert.equal(source('[fd00::1] 10.0.0.1'), '[[fd00::1]]');
+  assert.equal(source(undefined), '[unset]', 'NGINX_ENTRYPOINT_LOCAL_RESOLVERS off: left alone');
+});

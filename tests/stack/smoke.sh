@@ -308,6 +308,13 @@ echo "    pull progress: HTTP $s_code, $s_lines NDJSON lines in $s_chunks chunks
 [ "$s_chunks" -gt 1 ] || fail "streamed pull arrived in $s_chunks chunk, expected more than 1"
 [ "$s_span" -ge 500 ] || fail "streamed pull: all chunks within $s_span ms (buffered?)"
 ok "streamed pull: $s_chunks chunks spread over $s_span ms (not buffered by nginx)"
+# nginx re-resolves `api` (resolver valid=10s) through the engine's DNS only: podman lists the host's
+# resolvers after aardvark-dns, and nginx asks all listed servers in turn (NXDOMAIN -> 502)
+resolv=$(compose exec -T nginx sh -c 'grep -h "^ *resolver" /etc/nginx/conf.d/ai-local-core/routes.conf; awk "/^nameserver/ { print \$2; exit }" /etc/resolv.conf' 2>&1)
+printf '%s\n' "$resolv" | indent
+[ "$(printf '%s\n' "$resolv" | sed -n '1s/^ *resolver \([^ ]*\) valid.*/\1/p')" = "$(printf '%s\n' "$resolv" | sed -n 2p)" ] \
+  || fail "nginx's resolver is not exactly the container's first nameserver"
+ok "nginx resolves api through the engine's DNS only"
 published=$("${ENGINE[@]}" published "$P")
 echo "    published ports of the project:"; printf '%s\n' "$published" | indent
 [ "$published" = "nginx 127.0.0.1:$HTTP_PORT->80/tcp" ] || fail "expected only nginx on 127.0.0.1:$HTTP_PORT, got: $published"
