@@ -137,7 +137,7 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # req METHOD PATH [USER:PW] [JSON]: sets CODE and BODY (and TIME_MS)
 req() {
   local method=$1 path=$2 auth=${3:-} data=${4:-}
-  local a=(-s -m 60 -o "$tmp/body" -w '%{http_code} %{time_total}' -X "$method")
+  local a=(-s -m 120 -o "$tmp/body" -w '%{http_code} %{time_total}' -X "$method")
   [ -z "$auth" ] || a+=(-u "$auth")
   [ -z "$data" ] || a+=(-H 'Content-Type: application/json' --data "$data")
   local out; out=$(curl "${a[@]}" "http://127.0.0.1:$HTTP_PORT$path" || true)
@@ -361,6 +361,7 @@ expect_code 503 "generation with ollama stopped" "in $TIME_MS ms"
 [ "$(jget error.code)" = OLLAMA_UNAVAILABLE ] || fail "503 body: $BODY"
 [ "$TIME_MS" -lt 5000 ] || fail "the 503 took $TIME_MS ms (expected at once)"
 ok "503 OLLAMA_UNAVAILABLE in $TIME_MS ms"
+T_BACK=$(date +%s.%N)
 compose start ollama 2>&1 | indent
 wait_all_fine "ollama started again" 120
 served=""
@@ -370,7 +371,7 @@ for _ in $(seq 30); do
   sleep 1
 done
 [ -n "$served" ] || fail "generation not served after ollama came back: $CODE $BODY"
-ok "generation served again: $(printf '%s' "$BODY" | head -c 160)"
+ok "generation served again $(since "$T_BACK") s after compose start: $(printf '%s' "$BODY" | head -c 120)"
 [ "$("${ENGINE[@]}" get "$P" api startedAt)" = "$api_started" ] || fail "the api was restarted"
 [ "$("${ENGINE[@]}" get "$P" nginx startedAt)" = "$nginx_started" ] || fail "nginx was restarted"
 ok "api and nginx not restarted (same StartedAt)"
