@@ -52,6 +52,7 @@ export COMPOSE_HTTP_TIMEOUT=300            # the api build through podman's API 
 
 tmp=$(mktemp -d /tmp/alc-stack.XXXXXX)
 copy=$tmp/repo
+cd "$tmp"   # from here on nothing depends on the caller's directory (a clone may be replaced meanwhile)
 P=alc-stack-$$-$(printf '%s' "${tmp##*.}" | tr 'A-Z' 'a-z')   # the run's compose project (container/network/volume prefix)
 export PODMAN_STACK_SOCK=$tmp/podman.sock  # our own API service: stopped at the end, nobody else's touched
 export PODMAN_STACK_STATE=$tmp/podman-stack.d
@@ -97,14 +98,14 @@ cleanup() {
   if [ "${STACK_KEEP:-0}" = 1 ]; then
     say "STACK_KEEP=1: left project $P (mode $MODE), health loop $HEALTH_PID, $tmp (DOCKER_HOST=unix://$PODMAN_STACK_SOCK)"
     echo "    clean up: kill $HEALTH_PID; export PODMAN_STACK_SOCK=$PODMAN_STACK_SOCK PODMAN_STACK_STATE=$PODMAN_STACK_STATE"
-    echo "              $PS down $(cargs "$MODE" 2>/dev/null | tr '\n' ' '); $PS stop; rm -rf $tmp"
+    echo "              cd $copy && $PS down $(cargs "$MODE" 2>/dev/null | tr '\n' ' '); $PS stop; rm -rf $tmp"
     exit "$rc"
   fi
   say "cleanup: project $P down -v, podman API service of this run stopped, $tmp removed"
   if [ -f "$copy/.env" ] && [ -n "${DOCKER_HOST:-}" ]; then
     local m
     for m in server dev-cpu; do
-      "$PS" down $(cargs "$m") >"$tmp/down-$m.log" 2>&1 || { echo "    down ($m) failed:"; indent <"$tmp/down-$m.log"; }
+      (cd "$copy" && "$PS" down $(cargs "$m")) >"$tmp/down-$m.log" 2>&1 || { echo "    down ($m) failed:"; indent <"$tmp/down-$m.log"; }
     done
   fi
   [ -n "$HEALTH_PID" ] && kill "$HEALTH_PID" 2>/dev/null
@@ -204,6 +205,7 @@ if git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
 else
   (cd "$root" && tar --exclude=node_modules --exclude=dist --exclude=.env --exclude=.stack-mode -cf - .) | tar -xf - -C "$copy"
 fi
+ENGINE=(node "$copy/tests/stack/engine.js")   # the copy's: the run no longer needs the tree it came from
 [ -f "$copy/.env" ] && fail "the copy has a .env (it must be made by make init)"
 make_in_copy "$tmp/init.log" init || fail "make init failed"
 [ -f "$copy/.env" ] || fail "make init made no .env"
@@ -224,7 +226,7 @@ ok ".env by make init; GPU=0, COMPOSE_PROJECT_NAME=$P, HTTP_PORT=$HTTP_PORT, OLL
 read -r -a SERVER_ARGS <<<"$(cargs server | tr '\n' ' ')"
 printf '%s\n' "${SERVER_ARGS[@]}" | grep -qx docker-compose.gpu.yml && fail "server combination still has the GPU overlay with GPU=0"
 ok "server combination: ${SERVER_ARGS[*]}"
-"$PS" tag "${SERVER_ARGS[@]}" 2>&1 | indent
+(cd "$copy" && "$PS" tag "${SERVER_ARGS[@]}") 2>&1 | indent
 # podman fires no healthchecks by itself: the tool's health loop does, for this project only
 "$PS" health-loop "$P" >"$tmp/health-loop.log" 2>&1 &
 HEALTH_PID=$!
@@ -425,14 +427,14 @@ case $api_state in
 esac
 [ -z "$("${ENGINE[@]}" states "$P" | awk '$1 == "nginx" && $2 != "created"')" ] || { FAILED_SHOWN=0; fail "nginx started"; }
 FAILED_SHOWN=0
-"$PS" down "${SERVER_ARGS[@]}" 2>&1 | indent
+(cd "$copy" && "$PS" down "${SERVER_ARGS[@]}") 2>&1 | indent
 step_done
 
 # ------------------------------------------------------------------------------------------ step 7
 step "7  make dev-cpu"
 MODE=dev-cpu
 read -r -a CPU_ARGS <<<"$(cargs dev-cpu | tr '\n' ' ')"
-"$PS" tag "${CPU_ARGS[@]}" 2>&1 | indent
+(cd "$copy" && "$PS" tag "${CPU_ARGS[@]}") 2>&1 | indent
 DEV_LIST=$(envv DEV_MODELS | tr ',' ' ')
 watch_start 7
 T_UP3=$(date +%s.%N)
@@ -456,7 +458,7 @@ req GET /v1/models;                 expect_code 401 "/v1/models without credenti
 req GET /ready "$WALDUS";             expect_code 200 "/ready (default $(jget defaultModel.name))"
 [ "$(jget defaultModel.name)" = "$(envv DEV_MODEL_DEFAULT)" ] || fail "dev-cpu default model is not DEV_MODEL_DEFAULT"
 req POST /v1/generate "$WALDUS" '{"prompt":"Say hello","stream":false}'; expect_code 200 "generation"
-"$PS" down "${CPU_ARGS[@]}" 2>&1 | indent
+(cd "$copy" && "$PS" down "${CPU_ARGS[@]}") 2>&1 | indent
 step_done
 
 echo
