@@ -47,6 +47,7 @@ function start(): void {
     baseUrl: config.ollama.baseUrl,
     requestTimeoutMs: Math.max(config.ollama.connectTimeoutMs, 10_000),
     retries: config.ollama.retries,
+    connectTimeoutMs: config.ollama.connectTimeoutMs,
   });
   const queue = new GpuQueue({ maxConcurrent: config.queue.maxConcurrent, maxQueue: config.queue.maxQueue, timeoutMs: config.queue.timeoutS * 1000 });
   const state = new OllamaState();

@@ -10,8 +10,7 @@
  *   Connection refused is never retried: Ollama is down, and callers must be able to fall back fast.
  *   shouldResetTimeout: true — each retry gets the full connect timeout again.
  */
-import http from 'node:http';
-import https from 'node:https';
+import { createAgents } from './connection';
 import { Readable, Transform } from 'node:stream';
 import axios, { AxiosError, type AxiosInstance, type AxiosResponse } from 'axios';
 import axiosRetry, { exponentialDelay, isNetworkError } from 'axios-retry';
@@ -48,13 +47,15 @@ export interface OllamaClientOptions {
   /** Timeout for the small JSON calls (tags, ps, version, show, delete). */
   requestTimeoutMs: number;
   retries: number;
+  /** Lookup + TCP connect bound (OLLAMA_CONNECT_TIMEOUT_MS). */
+  connectTimeoutMs?: number;
 }
 
 const OOM_PATTERN =
   /out[ -]of[ -]memory|requires more system memory|unable to load full model|too large for system memory|cudaMalloc failed|failed to allocate|insufficient memory/i;
 const LOAD_TIMEOUT_PATTERN = /timed out waiting for llama/i;
 const QUEUE_FULL_PATTERN = /server busy|maximum pending requests/i;
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ERR_NETWORK']);
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNECTTIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ERR_NETWORK']);
 
 /** Maps one Ollama error (status + its `error` text) to our error model. Exported for tests. */
 export function mapOllamaError(status: number, upstreamMessage: string, model?: string): AppError {
@@ -166,12 +167,12 @@ class Deadline {
 
 export function createOllamaClient(opts: OllamaClientOptions): OllamaClient {
   const baseUrl = opts.baseUrl.replace(/\/+$/, '');
-  const agentOpts = { keepAlive: true, maxSockets: 64, keepAliveMsecs: 10_000 };
+  const { httpAgent, httpsAgent } = createAgents(opts.connectTimeoutMs ?? 2_000);
   const http_: AxiosInstance = axios.create({
     baseURL: baseUrl,
     timeout: opts.requestTimeoutMs,
-    httpAgent: new http.Agent(agentOpts),
-    httpsAgent: new https.Agent(agentOpts),
+    httpAgent,
+    httpsAgent,
     validateStatus: () => true,
     maxContentLength: Infinity,
     maxBodyLength: Infinity,
