@@ -3,9 +3,8 @@
 // stack's template + the API + the fake Ollama), on /ollama and /openai/v1. Loopback only.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
 const path = require('node:path');
-const { API_DIR, freePort, startAndWait, stop } = require('./lib/helpers');
+const { API_DIR, startFakeAndLocalStack } = require('./lib/helpers');
 
 // The clients are the API's dev dependencies (services/api/node_modules).
 const { Ollama } = require(path.join(API_DIR, 'node_modules', 'ollama'));
@@ -16,42 +15,20 @@ const USER = ['waldus', 'W4ldus-pw'];
 const MODEL = 'llama3.1:8b';
 const TOKEN_DELAY_MS = 80;
 const basic = ([u, p]) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
-let fake;
 let stack;
 let url;
 
 test.before(async () => {
-  assert.ok(fs.existsSync(path.join(API_DIR, 'dist', 'main.js')), 'build the API first: cd services/api && npm run build (make test does)');
-  const tsx = path.join(API_DIR, 'node_modules', '.bin', 'tsx');
-  fake = await startAndWait(tsx, ['test/fakes/run-fake-ollama.ts', '--port', '0', '--token-delay-ms', String(TOKEN_DELAY_MS)], {
-    cwd: API_DIR, env: process.env, key: 'FAKE_OLLAMA_URL', timeoutMs: 60_000,
+  stack = await startFakeAndLocalStack({
+    tokenDelayMs: TOKEN_DELAY_MS,
+    users: `${ADMIN.join(':')},${USER.join(':')}`,
+    admins: 'admin',
+    env: { MODEL_DEFAULT: MODEL, NGINX_RATE_LIMIT: '50r/s', NGINX_RATE_BURST: '50' },
   });
-  const [httpPort, apiPort, tunnelPort] = [await freePort(), await freePort(), await freePort()];
-  stack = await startAndWait(path.join(__dirname, '..', 'scripts', 'local-stack.sh'), [], {
-    key: 'LOCAL_STACK_NGINX_PID', // the last line local-stack.sh prints: every value is in
-    timeoutMs: 90_000,
-    env: {
-      ...process.env,
-      HTTP_PORT: String(httpPort),
-      API_PORT: String(apiPort),
-      TUNNEL_PORT: String(tunnelPort),
-      AUTH_USERS: `${ADMIN.join(':')},${USER.join(':')}`,
-      ADMIN_USERS: 'admin',
-      OLLAMA_BASE_URL: fake.values.FAKE_OLLAMA_URL,
-      MODEL_DEFAULT: MODEL,
-      LOG_LEVEL: 'error',
-      RATE_LIMIT_PER_MIN: '100000',
-      NGINX_RATE_LIMIT: '50r/s',
-      NGINX_RATE_BURST: '50',
-    },
-  });
-  url = stack.values.LOCAL_STACK_URL;
+  url = stack.url;
 });
 
-test.after(async () => {
-  await stop(stack?.proc);
-  await stop(fake?.proc);
-});
+test.after(() => stack?.stop());
 
 const ollama = (user = USER) => new Ollama({ host: `${url}/ollama`, headers: { Authorization: basic(user) } });
 const openai = (user = USER) => new OpenAI({ baseURL: `${url}/openai/v1`, apiKey: 'unused', defaultHeaders: { Authorization: basic(user) }, maxRetries: 0 });

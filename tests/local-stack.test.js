@@ -3,56 +3,28 @@
 // in front of the API from services/api, against the fake Ollama. Loopback only.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const path = require('node:path');
-const { ROOT, API_DIR, freePort, startAndWait, stop, request } = require('./lib/helpers');
+const { startFakeAndLocalStack, request } = require('./lib/helpers');
 
 const ADMIN = 'admin:Adm1n-pw';
 const USER = 'waldus:W4ldus-pw';
 const MODEL = 'llama3.1:8b';
 const TOKEN_DELAY_MS = 100;
-let fake;
 let stack;
 let url;
 let tunnelUrl;
 let apiUrl;
 
 test.before(async () => {
-  assert.ok(fs.existsSync(path.join(API_DIR, 'dist', 'main.js')), 'build the API first: cd services/api && npm run build (make test does)');
-  const tsx = path.join(API_DIR, 'node_modules', '.bin', 'tsx');
-  fake = await startAndWait(tsx, ['test/fakes/run-fake-ollama.ts', '--port', '0', '--token-delay-ms', String(TOKEN_DELAY_MS)], {
-    cwd: API_DIR, env: process.env, key: 'FAKE_OLLAMA_URL', timeoutMs: 60_000,
+  stack = await startFakeAndLocalStack({
+    tokenDelayMs: TOKEN_DELAY_MS,
+    users: `${ADMIN},${USER}`,
+    admins: 'admin',
+    env: { MODEL_DEFAULT: MODEL, NGINX_RATE_LIMIT: '20r/s', NGINX_RATE_BURST: '30', NGINX_CONN_LIMIT: '8', NGINX_CLIENT_MAX_BODY_SIZE: '64k' },
   });
-  const [httpPort, apiPort, tunnelPort] = [await freePort(), await freePort(), await freePort()];
-  stack = await startAndWait(path.join(ROOT, 'scripts', 'local-stack.sh'), [], {
-    key: 'LOCAL_STACK_NGINX_PID', // the last line local-stack.sh prints: every value is in
-    timeoutMs: 90_000,
-    env: {
-      ...process.env,
-      HTTP_PORT: String(httpPort),
-      API_PORT: String(apiPort),
-      TUNNEL_PORT: String(tunnelPort),
-      AUTH_USERS: `${ADMIN},${USER}`,
-      ADMIN_USERS: 'admin',
-      OLLAMA_BASE_URL: fake.values.FAKE_OLLAMA_URL,
-      MODEL_DEFAULT: MODEL,
-      LOG_LEVEL: 'error',
-      RATE_LIMIT_PER_MIN: '100000',
-      NGINX_RATE_LIMIT: '20r/s',
-      NGINX_RATE_BURST: '30',
-      NGINX_CONN_LIMIT: '8',
-      NGINX_CLIENT_MAX_BODY_SIZE: '64k',
-    },
-  });
-  url = stack.values.LOCAL_STACK_URL;
-  tunnelUrl = stack.values.LOCAL_STACK_TUNNEL_URL;
-  apiUrl = `http://127.0.0.1:${apiPort}`;
+  ({ url, tunnelUrl, apiUrl } = stack);
 });
 
-test.after(async () => {
-  await stop(stack?.proc);
-  await stop(fake?.proc);
-});
+test.after(() => stack?.stop());
 
 function assertJsonError(res, status, code) {
   assert.equal(res.status, status, res.body);
@@ -160,7 +132,7 @@ test('429 JSON after a burst (limit_req per client); behind the tunnel the clien
 });
 
 test('502 JSON when the API is down', async () => {
-  const pid = Number(stack.values.LOCAL_STACK_API_PID);
+  const pid = stack.apiPid;
   assert.ok(pid > 0);
   process.kill(pid, 'SIGTERM');
   for (let i = 0; i < 100; i++) {

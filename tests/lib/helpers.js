@@ -1,5 +1,6 @@
 'use strict';
 // Helpers for the stack tests: run scripts, parse compose output, start processes, HTTP on loopback.
+const assert = require('node:assert/strict');
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
@@ -139,4 +140,51 @@ function tmpDir(prefix) {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-module.exports = { ROOT, API_DIR, EMPTY_ENV, run, composeConfig, composeArgs, enabledServices, freePort, startAndWait, stop, request, tmpDir };
+/**
+ * The fake Ollama (services/api/test/fakes) and scripts/local-stack.sh (real nginx + the built API)
+ * in front of it, on free loopback ports. `env` adds to / overrides the stack's environment.
+ * Returns the URLs and a stop() for test.after.
+ */
+async function startFakeAndLocalStack({ tokenDelayMs, users, admins, env = {} }) {
+  assert.ok(fs.existsSync(path.join(API_DIR, 'dist', 'main.js')), 'build the API first: cd services/api && npm run build (make test does)');
+  const tsx = path.join(API_DIR, 'node_modules', '.bin', 'tsx');
+  const fake = await startAndWait(tsx, ['test/fakes/run-fake-ollama.ts', '--port', '0', '--token-delay-ms', String(tokenDelayMs)], {
+    cwd: API_DIR, env: process.env, key: 'FAKE_OLLAMA_URL', timeoutMs: 60_000,
+  });
+  const [httpPort, apiPort, tunnelPort] = [await freePort(), await freePort(), await freePort()];
+  let stack;
+  try {
+    stack = await startAndWait(path.join(ROOT, 'scripts', 'local-stack.sh'), [], {
+      key: 'LOCAL_STACK_NGINX_PID', // the last line local-stack.sh prints: every value is in
+      timeoutMs: 90_000,
+      env: {
+        ...process.env,
+        HTTP_PORT: String(httpPort),
+        API_PORT: String(apiPort),
+        TUNNEL_PORT: String(tunnelPort),
+        AUTH_USERS: users,
+        ADMIN_USERS: admins,
+        OLLAMA_BASE_URL: fake.values.FAKE_OLLAMA_URL,
+        MODEL_DEFAULT: 'llama3.1:8b',
+        LOG_LEVEL: 'error',
+        RATE_LIMIT_PER_MIN: '100000',
+        ...env,
+      },
+    });
+  } catch (err) {
+    await stop(fake.proc);
+    throw err;
+  }
+  return {
+    url: stack.values.LOCAL_STACK_URL,
+    tunnelUrl: stack.values.LOCAL_STACK_TUNNEL_URL,
+    apiUrl: `http://127.0.0.1:${apiPort}`,
+    apiPid: Number(stack.values.LOCAL_STACK_API_PID),
+    stop: async () => {
+      await stop(stack.proc);
+      await stop(fake.proc);
+    },
+  };
+}
+
+module.exports = { startFakeAndLocalStack, ROOT, API_DIR, EMPTY_ENV, run, composeConfig, composeArgs, enabledServices, freePort, startAndWait, stop, request, tmpDir };
