@@ -10,7 +10,7 @@ import type { Logger } from './logger';
 import type { OllamaClient } from './clients/ollama.types';
 import type { DockerClient } from './clients/docker.types';
 import { AppError } from './errors';
-import { authenticate, requireAdmin } from './http/auth';
+import { authenticate, requireAdmin, userOf } from './http/auth';
 import { adminRoutes } from './http/admin.routes';
 import { errorBody, errorHandler, notFoundHandler } from './http/error-handler';
 import { generationRoutes } from './http/generation.routes';
@@ -112,7 +112,7 @@ export function createApp(deps: AppDeps): Express {
         limit: config.rateLimitPerMin,
         standardHeaders: 'draft-8',
         legacyHeaders: false,
-        keyGenerator: (req) => (req as typeof req & { auth?: { user?: string } }).auth?.user ?? ipKeyGenerator(req.ip ?? 'unknown'),
+        keyGenerator: (req) => userOf(req) ?? ipKeyGenerator(req.ip ?? 'unknown'),
         handler: (req, res) => {
           const err = new AppError('RATE_LIMITED', 429, 'Too many requests', { retryAfterS: 60, hint: `At most ${config.rateLimitPerMin} requests a minute.` });
           res.setHeader('Retry-After', '60');

@@ -3,13 +3,14 @@
  * Thin: validate → AdminService → JSON or NDJSON. Model names may contain slashes
  * (`hf.co/user/repo:Q4_K_M`): the `*name` wildcard takes them as they are, or URL-encoded.
  */
-import { Router, type NextFunction, type Request, type Response } from 'express';
+import { Router, type Request } from 'express';
 import Joi from 'joi';
 import type { Actor, AdminService, PullLine } from '../services/admin.service';
 import { endWithError, startNdjson, writeLine, guardStream } from './ndjson';
+import { userOf } from './auth';
 import { clientGone } from './request-context';
 import { modelName } from './schemas';
-import { validate } from './validate';
+import { joinWildcard, validate } from './validate';
 
 const pullBody = Joi.object({
   model: modelName,
@@ -28,16 +29,11 @@ const pullBody = Joi.object({
 const nameParams = Joi.object({ name: modelName.required() });
 
 function actorOf(req: Request): Actor {
-  const user = (req as Request & { auth?: { user?: string } }).auth?.user ?? 'unknown';
+  const user = userOf(req) ?? 'unknown';
   return { user, requestId: req.id };
 }
 
-/** Express 5 gives a `*name` wildcard as its segments: join them back into the model name. */
-function joinModelParam(req: Request, _res: Response, next: NextFunction): void {
-  const raw = (req.params as Record<string, unknown>).name;
-  (req.params as Record<string, unknown>).name = Array.isArray(raw) ? raw.join('/') : raw;
-  next();
-}
+const joinModelParam = joinWildcard('name');
 
 export function adminRoutes(admin: AdminService): Router {
   const router = Router();

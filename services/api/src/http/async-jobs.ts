@@ -10,15 +10,12 @@ import type { Config } from '../config';
 import { AppError } from '../errors';
 import type { JobStore } from '../services/jobs.service';
 import { cachedJson, type CacheContext } from './cache';
+import { isAdmin, userOf } from './auth';
 import { clientGone } from './request-context';
 import { validate } from './validate';
 
 /** Admits a request and returns the function that produces its JSON answer. */
 export type Admit = (signal: AbortSignal, onRunning: () => void) => Promise<() => Promise<unknown>>;
-
-export function userOf(req: Request): string | null {
-  return (req as Request & { auth?: { user?: string } }).auth?.user ?? null;
-}
 
 export async function respond(req: Request, res: Response, jobs: JobStore, kind: string, admit: Admit, cache?: CacheContext): Promise<void> {
   if (req.body?.async !== true) {
@@ -43,17 +40,16 @@ const idParams = Joi.object({ id: Joi.string().guid().required() });
 
 export function jobRoutes(jobs: JobStore, auth: Config['auth']): Router {
   const router = Router();
-  const isAdmin = (req: Request) => auth.adminUsers.includes(userOf(req) ?? '');
   const notFound = (id: string) => new AppError('JOB_NOT_FOUND', 404, `No job ${id}`, { hint: 'Jobs are kept JOBS_TTL_S after they end and are lost when the API restarts.' });
 
   router.get('/jobs/:id', validate({ params: idParams }), (req, res) => {
-    const job = jobs.get(String(req.params.id), userOf(req), isAdmin(req));
+    const job = jobs.get(String(req.params.id), userOf(req), isAdmin(auth, req));
     if (!job) throw notFound(String(req.params.id));
     res.json(job);
   });
 
   router.delete('/jobs/:id', validate({ params: idParams }), (req, res) => {
-    const job = jobs.cancel(String(req.params.id), userOf(req), isAdmin(req));
+    const job = jobs.cancel(String(req.params.id), userOf(req), isAdmin(auth, req));
     if (!job) throw notFound(String(req.params.id));
     res.json(job);
   });

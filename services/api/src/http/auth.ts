@@ -31,9 +31,20 @@ export function authenticate(auth: Config['auth']): RequestHandler {
   });
 }
 
+/** The authenticated user name (express-basic-auth puts it on req.auth), or null. */
+export function userOf(req: Request): string | null {
+  return (req as Request & { auth?: { user?: string } }).auth?.user ?? null;
+}
+
+/** Whether the request's user is in ADMIN_USERS (never while auth is off). */
+export function isAdmin(auth: Config['auth'], req: Request): boolean {
+  const user = userOf(req);
+  return auth.users.length > 0 && user !== null && auth.adminUsers.includes(user);
+}
+
 export function requireAdmin(auth: Config['auth']): RequestHandler {
   return (req: Request, _res: Response, next: NextFunction) => {
-    const user = (req as Request & { auth?: { user?: string } }).auth?.user;
+    const user = userOf(req);
     if (auth.users.length === 0) {
       next(new ForbiddenError('Admin routes are closed while auth is off: set AUTH_USERS and ADMIN_USERS'));
       return;

@@ -7,7 +7,7 @@ import type { JobStore } from '../services/jobs.service';
 import type { Metrics } from '../services/metrics';
 import type { ResponseCache } from '../services/response-cache';
 import { respond } from './async-jobs';
-import { clientGone } from './request-context';
+import { clientGone, logQueueWait } from './request-context';
 import { endWithError, guardStream, startNdjson, writeLine } from './ndjson';
 import { formatSchema, imageSchema, messageSchema, modelName, optionsSchema, stripDataUrl } from './schemas';
 import { validate } from './validate';
@@ -48,7 +48,7 @@ export function generationRoutes(generation: GenerationService, jobs: JobStore, 
     const r = await collect(
       generation.run(admission, genReq, signal, (slot) => {
         onRunning();
-        res.locals.log = { ...res.locals.log, queueWaitMs: slot.waitedMs };
+        logQueueWait(res)(slot);
       }),
     );
     res.locals.log = { ...res.locals.log, tokens: r.usage.completion_tokens, doneReason: r.doneReason };
@@ -69,9 +69,7 @@ export function generationRoutes(generation: GenerationService, jobs: JobStore, 
     const admission = await generation.admit(requestedModel, hasImages ? 'vision' : 'chat', signal);
     const model = admission.model;
     res.locals.log = { model, queuePosition: admission.ticket.position, stream: true };
-    const events = generation.run(admission, genReq, signal, (slot) => {
-      res.locals.log = { ...res.locals.log, queueWaitMs: slot.waitedMs };
-    });
+    const events = generation.run(admission, genReq, signal, logQueueWait(res));
     startNdjson(res);
     await guardStream(res, signal, async () => {
       for await (const ev of events) {

@@ -13,15 +13,15 @@
  * - pull, push, create, copy, delete and blobs are for ADMIN_USERS only;
  * - nothing from the caller's headers reaches Ollama (no Origin → no CORS 403, no credentials).
  */
-import { userOf } from './async-jobs';
+import { isAdmin as isAdminOf } from './auth';
 import { guardStream } from './ndjson';
 import { Router, type Request, type Response } from 'express';
 import type { Config } from '../config';
 import { ValidationError } from '../errors';
 import { collectNdjson, upstreamErrorText, type PassthroughService } from '../services/passthrough.service';
 import { requireAdmin } from './auth';
-import { NEWLINE, pump, relay, sendUpstream, startStream, type Pumped } from './passthrough';
-import { clientGone } from './request-context';
+import { NEWLINE, pump, relay, sendCollected, sendUpstream, startStream, type Pumped } from './passthrough';
+import { clientGone, logQueueWait } from './request-context';
 import { ollamaErrorBody, surfaceError } from './surface-errors';
 
 const NDJSON = 'application/x-ndjson';
@@ -63,7 +63,7 @@ function endNdjsonWithError(res: Response, message: string, lastByte: number | u
 export function ollamaNativeRoutes(svc: PassthroughService, config: Config): Router {
   const router = Router();
   const admin = requireAdmin(config.auth);
-  const isAdmin = (req: Request) => config.auth.adminUsers.includes(userOf(req) ?? '');
+  const isAdmin = (req: Request) => isAdminOf(config.auth, req);
 
   /** Metadata: no queue. `model`/`name` aliases are resolved for show. */
   async function metadata(req: Request, res: Response, path: string, body?: unknown) {
@@ -108,9 +108,7 @@ export function ollamaNativeRoutes(svc: PassthroughService, config: Config): Rou
       ...(streamable ? { stream: true } : {}),
     };
     const call = { method: 'POST' as const, path: `/api/${kind}`, body };
-    const onSlot = (slot: { waitedMs: number }) => {
-      res.locals.log = { ...res.locals.log, queueWaitMs: slot.waitedMs };
-    };
+    const onSlot = logQueueWait(res);
 
     if (!stream) {
       const up = await svc.inference(admission, call, signal, onSlot);
@@ -118,14 +116,7 @@ export function ollamaNativeRoutes(svc: PassthroughService, config: Config): Rou
         await sendUpstream(res, up);
         return;
       }
-      const r = await collectNdjson(kind as 'generate' | 'chat', up.body);
-      if (!r.ok) {
-        res.locals.log = { ...res.locals.log, upstreamError: true };
-        res.status(500).json({ error: r.error });
-        return;
-      }
-      res.locals.log = { ...res.locals.log, ...svc.account(admission.model, r.value) };
-      res.json(r.value);
+      sendCollected(res, svc, admission.model, await collectNdjson(kind as 'generate' | 'chat', up.body));
       return;
     }
 

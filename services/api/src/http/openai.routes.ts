@@ -19,12 +19,13 @@
  * compose file sets to NUM_CTX so both surfaces share one loaded runner.
  */
 import { guardStream } from './ndjson';
-import { Router, type NextFunction, type Request, type Response } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { ValidationError } from '../errors';
 import { collectChatCompletion, upstreamErrorText, type PassthroughService } from '../services/passthrough.service';
-import { NEWLINE, relay, sendUpstream, startStream, type Pumped } from './passthrough';
-import { clientGone } from './request-context';
+import { NEWLINE, relay, sendCollected, sendUpstream, startStream, type Pumped } from './passthrough';
+import { clientGone, logQueueWait } from './request-context';
 import { openaiErrorBody, surfaceError } from './surface-errors';
+import { joinWildcard } from './validate';
 
 type Inference = 'chat/completions' | 'completions' | 'embeddings';
 
@@ -77,12 +78,7 @@ function upstreamErrorEvent(text: string, status: number): unknown {
   return { error: { message: upstreamErrorText(text, status), type, param: null, code: null } };
 }
 
-/** Express 5 gives a `*id` wildcard as its segments: model ids may contain `/`. */
-function joinId(req: Request, _res: Response, next: NextFunction): void {
-  const raw = (req.params as Record<string, unknown>).id;
-  (req.params as Record<string, unknown>).id = Array.isArray(raw) ? raw.join('/') : raw;
-  next();
-}
+const joinId = joinWildcard('id');
 
 export function openaiRoutes(svc: PassthroughService): Router {
   const router = Router();
@@ -103,9 +99,7 @@ export function openaiRoutes(svc: PassthroughService): Router {
     const admission = await svc.admit(requestedModel(b), kind === 'embeddings' ? 'embed' : hasImages(b) ? 'vision' : 'chat', signal);
     res.locals.log = { model: admission.model, queuePosition: admission.ticket.position, stream };
     const call = { method: 'POST' as const, path: `/v1/${kind}`, body: { ...b, model: admission.model } };
-    const onSlot = (slot: { waitedMs: number }) => {
-      res.locals.log = { ...res.locals.log, queueWaitMs: slot.waitedMs };
-    };
+    const onSlot = logQueueWait(res);
 
     if (!stream && kind === 'chat/completions' && collectable(b)) {
       // Streamed upstream and collected here: the wait is bounded per token, not per answer.
@@ -114,14 +108,7 @@ export function openaiRoutes(svc: PassthroughService): Router {
         await sendUpstream(res, up);
         return;
       }
-      const r = await collectChatCompletion(up.body);
-      if (!r.ok) {
-        res.locals.log = { ...res.locals.log, upstreamError: true };
-        res.status(500).json({ error: r.error });
-        return;
-      }
-      res.locals.log = { ...res.locals.log, ...svc.account(admission.model, r.value) };
-      res.json(r.value);
+      sendCollected(res, svc, admission.model, await collectChatCompletion(up.body));
       return;
     }
     if (!stream) {

@@ -109,3 +109,22 @@ export async function relay(
   await pump(up.body, res, progress);
   res.locals.log = { ...res.locals.log, ...svc.account(admission.model, lastObjectWithUsage(progress.tail)) };
 }
+
+/**
+ * Answers a non-streamed call whose upstream stream was collected here: the collected body with
+ * its usage logged, or the error the stream ended with (500, in the surface's `error` field).
+ */
+export function sendCollected(
+  res: Response,
+  svc: PassthroughService,
+  model: string,
+  r: { ok: true; value: Record<string, unknown> } | { ok: false; error: unknown },
+): void {
+  if (!r.ok) {
+    res.locals.log = { ...res.locals.log, upstreamError: true };
+    res.status(500).json({ error: r.error });
+    return;
+  }
+  res.locals.log = { ...res.locals.log, ...svc.account(model, r.value) };
+  res.json(r.value);
+}

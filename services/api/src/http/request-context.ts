@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from '../logger';
+import { userOf } from './auth';
 import type { Metrics } from '../services/metrics';
 
 const SANE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -37,7 +38,7 @@ export function requestContext(logger: Logger, metrics?: Metrics) {
       if (logged) return;
       logged = true;
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-      const user = (req as Request & { auth?: { user?: string } }).auth?.user;
+      const user = userOf(req);
       // A route pattern (bounded label set) for metrics; the raw path only in the log.
       // Express resets req.baseUrl when a router is left (an error goes to the app's handler), so
       // the mount path is remembered on the way in (rememberMount).
@@ -78,4 +79,11 @@ export function clientGone(res: Response): AbortSignal {
     if (!res.writableFinished) ctrl.abort();
   });
   return ctrl.signal;
+}
+
+/** Records the queue wait in the access line when the request gets its GPU slot. */
+export function logQueueWait(res: Response): (slot: { waitedMs: number }) => void {
+  return (slot) => {
+    res.locals.log = { ...res.locals.log, queueWaitMs: slot.waitedMs };
+  };
 }

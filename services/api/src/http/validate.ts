@@ -4,6 +4,18 @@ import { ValidationError } from '../errors';
 
 type Part = 'body' | 'query' | 'params';
 
+/**
+ * Express 5 gives a `*name` wildcard parameter as its path segments; model names and ids may
+ * contain `/` (namespaces), so join them back before validation.
+ */
+export function joinWildcard(param: string) {
+  return (req: Request, _res: Response, next: NextFunction): void => {
+    const params = req.params as Record<string, unknown>;
+    if (Array.isArray(params[param])) params[param] = (params[param] as string[]).join('/');
+    next();
+  };
+}
+
 /** Validates request parts with joi; every bad field is listed in one 400 VALIDATION_ERROR. */
 export function validate(schemas: Partial<Record<Part, Joi.Schema>>) {
   return (req: Request, _res: Response, next: NextFunction): void => {

@@ -7,33 +7,13 @@ import type { Server } from 'node:http';
 import request from 'supertest';
 import { FakeOllama } from '../fakes/fake-ollama';
 import { ADMIN, USER, buildAdminApp, waitFor, type AdminApp } from '../support/admin-app';
+import { readNdjson } from '../support/harness';
 
 const basic = (u: { user: string; password: string }) => `Basic ${Buffer.from(`${u.user}:${u.password}`).toString('base64')}`;
 
-/** POSTs and reads an NDJSON answer line by line, keeping when each line arrived. */
-async function pullNdjson(baseUrl: string, body: unknown): Promise<{ status: number; contentType: string | null; headersAt: number; lines: Array<{ at: number; line: Record<string, unknown> }> }> {
-  const t0 = performance.now();
-  const res = await fetch(`${baseUrl}/admin/models/pull`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: basic(ADMIN) },
-    body: JSON.stringify(body),
-  });
-  const headersAt = performance.now() - t0;
-  const lines: Array<{ at: number; line: Record<string, unknown> }> = [];
-  const text = res.body!.getReader();
-  const dec = new TextDecoder();
-  let buf = '';
-  for (;;) {
-    const { done, value } = await text.read();
-    if (done) break;
-    buf += dec.decode(value, { stream: true });
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const l = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (l.trim()) lines.push({ at: performance.now() - t0, line: JSON.parse(l) });
-    }
-  }
+/** POSTs a pull and reads the NDJSON answer line by line, keeping when each line arrived. */
+async function pullNdjson(baseUrl: string, body: unknown) {
+  const { res, lines, headersAt } = await readNdjson(`${baseUrl}/admin/models/pull`, body, { authorization: basic(ADMIN) });
   return { status: res.status, contentType: res.headers.get('content-type'), headersAt, lines };
 }
 

@@ -72,7 +72,7 @@ describe('local failures, each with its own code, status and hint', () => {
     const res = await request(h.app).post('/v1/generate').send({ prompt: 'hi' }).expect(503);
     expect(res.body.error.code).toBe('INSUFFICIENT_MEMORY');
     expect(res.body.error.hint).toMatch(/smaller model|NUM_CTX/);
-    expect(res.headers['retry-after']).toBeDefined();
+    expect(res.headers['retry-after']).toBe('30');
   });
 
   test("When Ollama's own queue is full, then 503 QUEUE_FULL with Retry-After", async () => {

@@ -92,6 +92,7 @@ export interface TimedLine {
 export async function readNdjson(url: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal) {
   const t0 = performance.now();
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body), signal });
+  const headersAt = performance.now() - t0;
   const lines: TimedLine[] = [];
   const reader = res.body!.getReader();
   const dec = new TextDecoder();
@@ -107,5 +108,5 @@ export async function readNdjson(url: string, body: unknown, headers: Record<str
       if (text.trim()) lines.push({ at: performance.now() - t0, line: JSON.parse(text) });
     }
   }
-  return { res, lines };
+  return { res, lines, headersAt };
 }
