@@ -1,20 +1,13 @@
 /**
- * Composition root: loadConfig → createLogger → clients → createApp → listen → signals.
- * The only file that reads process.env or calls process.exit.
+ * The process: loadConfig → createLogger → createClients → createServices → createApp → listen →
+ * signals. The only file (with healthcheck.ts) that reads process.env or calls process.exit.
  */
 import type { Server } from 'node:http';
 import { createApp } from './app';
-import { createDockerClient } from './clients/docker.client';
-import type { DockerClient } from './clients/docker.types';
-import { createOllamaClient } from './clients/ollama.client';
+import { createClients, createServices } from './composition';
 import { loadConfig, type Config } from './config';
 import { ConfigError, ServiceShuttingDownError } from './errors';
 import { createLogger } from './logger';
-import { GpuQueue } from './services/gpu-queue';
-import { JobStore } from './services/jobs.service';
-import { OllamaState } from './services/ollama-state';
-import type { WarmKeeper } from './services/warm-keeper.service';
-import type { GpuService } from './services/gpu.service';
 
 function start(): void {
   let config: Config;
@@ -43,25 +36,9 @@ function start(): void {
     logger.warn('AUTH IS OFF: AUTH_USERS is empty, every route is open to anyone who can reach this port. Set AUTH_USERS before exposing it.');
   }
 
-  const ollama = createOllamaClient({
-    baseUrl: config.ollama.baseUrl,
-    requestTimeoutMs: Math.max(config.ollama.connectTimeoutMs, 10_000),
-    retries: config.ollama.retries,
-    connectTimeoutMs: config.ollama.connectTimeoutMs,
-  });
-  const queue = new GpuQueue({ maxConcurrent: config.queue.maxConcurrent, maxQueue: config.queue.maxQueue, timeoutMs: config.queue.timeoutS * 1000 });
-  const state = new OllamaState();
-  // A bad DOCKER_HOST must not take generation down: the admin docker routes answer 503 instead.
-  let docker: DockerClient | undefined;
-  try {
-    docker = createDockerClient({ host: config.docker.host });
-  } catch (err) {
-    logger.error('admin docker routes disabled: DOCKER_HOST is unusable', { problems: err instanceof ConfigError ? err.problems : String(err) });
-  }
-  const jobs = new JobStore(config.jobs);
-  const app = createApp({ config, logger, ollama, queue, state, jobs, docker });
-  const warm = app.locals.warm as WarmKeeper;
-  const gpu = app.locals.gpu as GpuService;
+  const services = createServices(config, createClients(config, logger), logger);
+  const { queue, jobs, warm, gpu } = services;
+  const app = createApp({ config, logger, services });
 
   const server: Server = app.listen(config.port, config.host, () => {
     logger.info('listening', {

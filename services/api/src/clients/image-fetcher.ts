@@ -10,7 +10,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
 import { AppError, ClientClosedError } from '../errors';
-import { classifyAddress, type AddressVerdict } from '../services/net-guard';
+import { classifyAddress, type AddressVerdict } from './net-guard';
 
 export interface ResolvedAddress {
   address: string;

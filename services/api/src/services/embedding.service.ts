@@ -18,8 +18,9 @@ export class EmbeddingService {
     private readonly config: Config,
   ) {}
 
-  resolveModel(requested: string | undefined): string {
-    return this.generation.resolveModel(requested, 'embed');
+  /** What identifies a cached answer: embeddings are deterministic, so every request is cacheable. */
+  cacheParts(requestedModel: string | undefined, input: string | string[]): unknown {
+    return { model: this.generation.resolveModel(requestedModel, 'embed'), input };
   }
 
   async embed(input: string | string[], requestedModel: string | undefined, signal: AbortSignal): Promise<EmbeddingResult> {

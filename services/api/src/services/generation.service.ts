@@ -6,7 +6,8 @@
 import type { Config } from '../config';
 import { UpstreamError } from '../errors';
 import type { OllamaChatChunk, OllamaClient, OllamaGenerateChunk, OllamaMessage, OllamaMetrics, StreamCallOptions } from '../clients/ollama.types';
-import type { ModelCatalog } from './model-catalog.service';
+import type { ModelCatalog } from './model-catalog';
+import { timeoutsFor } from './model-timeouts';
 import type { GpuQueue, Slot, Ticket } from './gpu-queue';
 import type { OllamaState } from './ollama-state';
 import type { Metrics } from './metrics';
@@ -49,7 +50,8 @@ export interface Admission {
   ticket: Ticket;
 }
 
-export interface Collected {
+/** A whole generation, collected (for stream:false callers). */
+export interface GenerationResult {
   text: string;
   thinking: string;
   toolCalls: unknown[];
@@ -70,7 +72,7 @@ export function usageFrom(m: OllamaMetrics): Usage {
     load_ms: nsToMs(m.load_duration),
     prompt_eval_ms: nsToMs(m.prompt_eval_duration),
     eval_ms: nsToMs(m.eval_duration),
-    // docs/api.md: eval_count / eval_duration * 1e9
+    // Ollama reports durations in nanoseconds: tokens per second = eval_count / eval_duration * 1e9.
     tokens_per_second: m.eval_duration ? Math.round((completion / m.eval_duration) * 1e9 * 10) / 10 : null,
   };
 }
@@ -97,14 +99,18 @@ export class GenerationService {
 
   /** Upstream waits for a model: per-model timeout, plus the load allowance when it is cold. */
   async timeoutsFor(model: string, signal?: AbortSignal): Promise<StreamCallOptions> {
-    const o = this.deps.config.ollama;
-    const perModelS = o.modelTimeoutsS[model] ?? o.modelTimeoutsS[model.replace(/:latest$/, '')] ?? o.requestTimeoutS;
     const cold = !(await this.deps.catalog.isLoaded(model));
-    return {
-      signal,
-      firstChunkTimeoutMs: (perModelS + (cold ? o.loadAllowanceS : 0)) * 1000,
-      idleTimeoutMs: perModelS * 1000,
-    };
+    return timeoutsFor(this.deps.config.ollama, model, cold, signal);
+  }
+
+  /**
+   * What identifies a cacheable answer, or undefined when it is not cacheable: only deterministic
+   * generations (temperature 0 and a seed) give the same answer to the same request.
+   */
+  cacheParts(requestedModel: string | undefined, kind: 'chat' | 'vision', req: GenRequest): unknown {
+    const options = req.input.options ?? {};
+    const deterministic = options.temperature === 0 && options.seed !== undefined;
+    return deterministic ? { model: this.resolveModel(requestedModel, kind), request: req } : undefined;
   }
 
   /** The model a request will use (alias and defaults applied), without any check. */
@@ -189,7 +195,7 @@ export class GenerationService {
 }
 
 /** Drains a generation into one result (for stream:false callers). */
-export async function collect(events: AsyncIterable<GenEvent>): Promise<Collected> {
+export async function collect(events: AsyncIterable<GenEvent>): Promise<GenerationResult> {
   let text = '';
   let thinking = '';
   const toolCalls: unknown[] = [];

@@ -1,6 +1,7 @@
 /**
  * The GPU queue. Ollama serves OLLAMA_NUM_PARALLEL requests at a time *per loaded model* and queues
- * the rest without a bound (ollama-api.md §2, OLLAMA_MAX_QUEUE caveat), so back-pressure lives here:
+ * the rest: its OLLAMA_MAX_QUEUE bounds only the scheduler's queue, while requests for an already
+ * loaded model wait for a parallel slot without any limit. So back-pressure lives here:
  * one lane per model, `maxConcurrent` running, up to `maxQueue` waiting in FIFO order.
  *
  * Admission is two-phase so a streaming route can refuse at once (503 QUEUE_FULL, a real status) and
@@ -13,6 +14,8 @@ export interface QueueOptions {
   maxConcurrent: number;
   maxQueue: number;
   timeoutMs: number;
+  /** Called whenever a request gets a slot (the queue-wait metric). */
+  onSlot?: (model: string, waitedMs: number) => void;
 }
 
 export interface Slot {
@@ -54,8 +57,6 @@ const FALLBACK_DURATION_MS = 5_000;
 export class GpuQueue {
   private readonly lanes = new Map<string, Lane>();
   private drainWaiters: Array<() => void> = [];
-  /** Called whenever a request gets a slot (metrics). */
-  onSlot?: (model: string, waitedMs: number) => void;
 
   constructor(private readonly opts: QueueOptions, private readonly now: () => number = Date.now) {}
 
@@ -174,7 +175,7 @@ export class GpuQueue {
   private makeSlot(model: string, lane: Lane, enqueuedAt: number): Slot {
     const startedAt = this.now();
     let released = false;
-    this.onSlot?.(model, startedAt - enqueuedAt);
+    this.opts.onSlot?.(model, startedAt - enqueuedAt);
     return {
       waitedMs: startedAt - enqueuedAt,
       release: () => {

@@ -5,9 +5,9 @@
 import { AppError } from '../errors';
 import type { OllamaClient } from '../clients/ollama.types';
 import type { Logger } from '../logger';
-import { normalizeModelName, type ModelCatalog } from './model-catalog.service';
+import { normalizeModelName, type ModelCatalog } from './model-catalog';
 import type { OllamaState } from './ollama-state';
-import type { WarmKeeper } from './warm-keeper.service';
+import type { WarmKeeper } from './warm-keeper';
 
 export interface Readiness {
   /** ready: serving (the default model loaded, or unloaded on purpose while idle); warming: loading it. */

@@ -4,7 +4,12 @@
  * Also keeps the short in-memory history the status page shows (recent errors, request rate).
  */
 import client from 'prom-client';
-import type { GpuQueue } from './gpu-queue';
+import type { LaneStats } from './gpu-queue';
+
+/** What the queue gauges read at each scrape. */
+export interface QueueView {
+  stats(): LaneStats[];
+}
 
 const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 const TTFT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40, 80];
@@ -30,7 +35,7 @@ export class Metrics {
   /** Request counts per second for the last minute, for the status page. */
   private readonly perSecond = new Map<number, number>();
 
-  constructor(queue?: GpuQueue, private readonly now: () => number = Date.now) {
+  constructor(private readonly now: () => number = Date.now) {
     const r = [this.registry];
     client.collectDefaultMetrics({ register: this.registry, prefix: 'ai_local_api_' });
     this.requests = new client.Counter({ name: 'ai_local_http_requests_total', help: 'HTTP requests by route, method and status', labelNames: ['route', 'method', 'status'], registers: r });
@@ -41,25 +46,24 @@ export class Metrics {
     this.queueWait = new client.Histogram({ name: 'ai_local_queue_wait_seconds', help: 'Wait for a GPU slot', labelNames: ['model'], buckets: LATENCY_BUCKETS, registers: r });
     this.errors = new client.Counter({ name: 'ai_local_errors_total', help: 'Errors answered, by code (upstream ones included)', labelNames: ['code'], registers: r });
     this.cache = new client.Counter({ name: 'ai_local_cache_requests_total', help: 'Response cache lookups', labelNames: ['kind', 'result'], registers: r });
-    if (queue) {
+  }
+
+  /** Gauges of the queue's depth and running requests per model, read at each scrape. */
+  observeQueue(queue: QueueView): void {
+    const r = [this.registry];
+    const gauges = [
+      ['ai_local_queue_depth', 'Requests waiting for a GPU slot, per model', 'queued'],
+      ['ai_local_queue_running', 'Requests holding a GPU slot, per model', 'active'],
+    ] as const;
+    for (const [name, help, field] of gauges) {
       new client.Gauge({
-        name: 'ai_local_queue_depth',
-        help: 'Requests waiting for a GPU slot, per model',
+        name,
+        help,
         labelNames: ['model'],
         registers: r,
         collect() {
           this.reset();
-          for (const s of queue.stats()) this.set({ model: s.model }, s.queued);
-        },
-      });
-      new client.Gauge({
-        name: 'ai_local_queue_running',
-        help: 'Requests holding a GPU slot, per model',
-        labelNames: ['model'],
-        registers: r,
-        collect() {
-          this.reset();
-          for (const s of queue.stats()) this.set({ model: s.model }, s.active);
+          for (const s of queue.stats()) this.set({ model: s.model }, s[field]);
         },
       });
     }

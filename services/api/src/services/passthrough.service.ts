@@ -4,21 +4,20 @@
  * restart check, alias resolution, installed-model check, the GPU queue (the slot is held until the
  * upstream body is finished or abandoned), per-model timeouts — and runner options are pinned.
  */
-import { finished, type Readable } from 'node:stream';
+import { finished } from 'node:stream';
 import type { Config } from '../config';
-import { UpstreamError } from '../errors';
 import type { OllamaClient, ProxyRequest, ProxyResponse } from '../clients/ollama.types';
 import type { Admission, GenerationService } from './generation.service';
 import type { Slot } from './gpu-queue';
 import type { Metrics } from './metrics';
-import type { ModelCatalog } from './model-catalog.service';
+import type { ModelCatalog } from './model-catalog';
 import type { OllamaState } from './ollama-state';
 
 export type UpstreamCall = Pick<ProxyRequest, 'method' | 'path' | 'body' | 'headers'>;
 
 /**
- * Runner options change the loaded runner: a caller's value would make Ollama reload the model for
- * everyone (ollama-api.md §1.3). num_ctx is pinned to NUM_CTX; the others are dropped.
+ * Runner options shape the loaded runner: a caller's own value would make Ollama load the model
+ * again (with those settings) for everyone. num_ctx is pinned to NUM_CTX; the others are dropped.
  */
 const RUNNER_OPTIONS = ['num_ctx', 'num_batch', 'num_gpu', 'main_gpu', 'use_mmap', 'num_thread', 'numa', 'low_vram', 'f16_kv', 'vocab_only', 'use_mlock'];
 
@@ -28,8 +27,44 @@ export interface PinnedOptions {
   overridden: string[];
 }
 
-/** What a stream:false caller gets from a collected NDJSON stream. */
-export type Collected = { ok: true; value: Record<string, unknown> } | { ok: false; error: string };
+/** The inference calls of the two surfaces. */
+export type NativeInference = 'generate' | 'chat' | 'embed' | 'embeddings';
+export type OpenaiInference = 'chat/completions' | 'completions' | 'embeddings';
+type Lane = 'chat' | 'embed' | 'vision';
+
+function nativeHasImages(kind: NativeInference, b: Record<string, unknown>): boolean {
+  if (kind === 'generate') return Array.isArray(b.images) && b.images.length > 0;
+  if (kind === 'chat' && Array.isArray(b.messages)) {
+    return b.messages.some((m) => m && typeof m === 'object' && Array.isArray((m as { images?: unknown }).images) && (m as { images: unknown[] }).images.length > 0);
+  }
+  return false;
+}
+
+function openaiHasImages(b: Record<string, unknown>): boolean {
+  if (!Array.isArray(b.messages)) return false;
+  return b.messages.some((m) => {
+    const content = m && typeof m === 'object' ? (m as { content?: unknown }).content : undefined;
+    return Array.isArray(content) && content.some((p) => p && typeof p === 'object' && (p as { type?: unknown }).type === 'image_url');
+  });
+}
+
+/** The queue lane of a native call: embeddings, vision (it sends images) or chat. */
+export function nativeLane(kind: NativeInference, b: Record<string, unknown>): Lane {
+  return kind === 'embed' || kind === 'embeddings' ? 'embed' : nativeHasImages(kind, b) ? 'vision' : 'chat';
+}
+
+/** The queue lane of an OpenAI-compatible call. */
+export function openaiLane(kind: OpenaiInference, b: Record<string, unknown>): Lane {
+  return kind === 'embeddings' ? 'embed' : openaiHasImages(b) ? 'vision' : 'chat';
+}
+
+/**
+ * A non-streamed chat completion that can be streamed from Ollama and collected without losing
+ * anything (not with logprobs or n > 1).
+ */
+export function collectable(b: Record<string, unknown>): boolean {
+  return !b.logprobs && (b.n === undefined || b.n === null || b.n === 1);
+}
 
 export interface PassthroughDeps {
   config: Config;
@@ -87,8 +122,20 @@ export class PassthroughService {
     return { options, overridden };
   }
 
-  get keepAlive(): string {
-    return this.deps.config.ollama.keepAlive;
+  /**
+   * The body of a native inference call as it goes to Ollama: the admitted model, pinned runner
+   * options, and keep_alive, which decides when the GPU is freed for everyone: only admins may
+   * choose it, everyone else gets OLLAMA_KEEP_ALIVE.
+   */
+  nativeBody(kind: NativeInference, b: Record<string, unknown>, model: string, isAdmin: boolean): { body: Record<string, unknown>; overridden: string[] } {
+    const pinned = this.pinOptions(b.options);
+    if (b.keep_alive !== undefined && !isAdmin) pinned.overridden.push('keep_alive');
+    const keepAlive = this.deps.config.ollama.keepAlive;
+    const streamable = kind === 'generate' || kind === 'chat';
+    return {
+      body: { ...b, model, options: pinned.options, keep_alive: isAdmin ? (b.keep_alive ?? keepAlive) : keepAlive, ...(streamable ? { stream: true } : {}) },
+      overridden: pinned.overridden,
+    };
   }
 
   /**
@@ -156,166 +203,4 @@ export class PassthroughService {
     finished(res.body, () => this.deps.catalog.invalidate());
     return res;
   }
-}
-
-export async function readText(body: Readable): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of body) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-/** The message inside an Ollama error body (`{"error":"..."}` or OpenAI's `{"error":{"message"}}`). */
-export function upstreamErrorText(body: string, status: number): string {
-  try {
-    const parsed = JSON.parse(body) as { error?: unknown };
-    if (typeof parsed.error === 'string') return parsed.error;
-    if (parsed.error && typeof parsed.error === 'object' && 'message' in parsed.error) return String((parsed.error as { message: unknown }).message);
-  } catch {
-    /* not JSON */
-  }
-  return body.trim().slice(0, 500) || `Ollama answered HTTP ${status}`;
-}
-
-/**
- * Collects a streamed NDJSON answer into the object Ollama sends for stream:false: the last line
- * (done / success) with the text fields concatenated. The upstream call always streams, so a long
- * non-streamed generation is bounded by the gap between tokens, not by its whole length.
- */
-export async function collectNdjson(kind: 'generate' | 'chat' | 'progress', body: Readable): Promise<Collected> {
-  let buf = '';
-  let response = '';
-  let thinking = '';
-  let content = '';
-  const toolCalls: unknown[] = [];
-  let last: Record<string, unknown> | undefined;
-  const take = (line: string): Collected | undefined => {
-    if (!line.trim()) return undefined;
-    let obj: Record<string, unknown>;
-    try {
-      obj = JSON.parse(line) as Record<string, unknown>;
-    } catch (err) {
-      throw new UpstreamError('Ollama sent a malformed stream line', { cause: err });
-    }
-    if (typeof obj.error === 'string') return { ok: false, error: obj.error };
-    if (kind === 'generate') {
-      response += typeof obj.response === 'string' ? obj.response : '';
-      thinking += typeof obj.thinking === 'string' ? obj.thinking : '';
-    } else if (kind === 'chat') {
-      const m = (obj.message ?? {}) as Record<string, unknown>;
-      content += typeof m.content === 'string' ? m.content : '';
-      thinking += typeof m.thinking === 'string' ? m.thinking : '';
-      if (Array.isArray(m.tool_calls)) toolCalls.push(...m.tool_calls);
-    }
-    last = obj;
-    return undefined;
-  };
-  for await (const piece of body) {
-    buf += Buffer.isBuffer(piece) ? piece.toString('utf8') : String(piece);
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const failed = take(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-      if (failed) {
-        body.destroy();
-        return failed;
-      }
-    }
-  }
-  const failed = take(buf);
-  if (failed) return failed;
-  const complete = kind === 'progress' ? last?.status === 'success' : last?.done === true;
-  if (!last || !complete) throw new UpstreamError('Ollama ended the answer before it was complete');
-  if (kind === 'generate') return { ok: true, value: { ...last, response, ...(thinking ? { thinking } : {}) } };
-  if (kind === 'chat') {
-    const message = {
-      ...((last.message ?? {}) as Record<string, unknown>),
-      role: 'assistant',
-      content,
-      ...(thinking ? { thinking } : {}),
-      ...(toolCalls.length ? { tool_calls: toolCalls } : {}),
-    };
-    return { ok: true, value: { ...last, message } };
-  }
-  return { ok: true, value: last };
-}
-
-/**
- * Collects a streamed OpenAI chat completion (SSE `chat.completion.chunk` events, with
- * `stream_options.include_usage`) into the `chat.completion` object a stream:false caller expects.
- * Same reason as collectNdjson: the upstream wait is then bounded per token, not per answer.
- * An `{"error":…}` event is returned as is (OpenAI shape).
- */
-export async function collectChatCompletion(body: Readable): Promise<{ ok: true; value: Record<string, unknown> } | { ok: false; error: unknown }> {
-  let buf = '';
-  let head: Record<string, unknown> | undefined;
-  let content = '';
-  let reasoning = '';
-  let finishReason: unknown = null;
-  let usage: unknown;
-  let done = false;
-  const toolCalls: Array<Record<string, unknown>> = [];
-  const take = (line: string): { ok: false; error: unknown } | undefined => {
-    if (!line.startsWith('data:')) return undefined; // blank lines, comments, event names
-    const data = line.slice(5).trim();
-    if (data === '[DONE]') {
-      done = true;
-      return undefined;
-    }
-    let obj: Record<string, unknown>;
-    try {
-      obj = JSON.parse(data) as Record<string, unknown>;
-    } catch (err) {
-      throw new UpstreamError('Ollama sent a malformed stream event', { cause: err });
-    }
-    if (obj.error) return { ok: false, error: obj.error };
-    head ??= obj;
-    if (obj.usage) usage = obj.usage;
-    for (const choice of (obj.choices as Array<Record<string, unknown>> | undefined) ?? []) {
-      const delta = (choice.delta ?? {}) as Record<string, unknown>;
-      if (typeof delta.content === 'string') content += delta.content;
-      if (typeof delta.reasoning === 'string') reasoning += delta.reasoning;
-      for (const tc of (delta.tool_calls as Array<Record<string, unknown>> | undefined) ?? []) {
-        const i = typeof tc.index === 'number' ? tc.index : toolCalls.length;
-        const prev = toolCalls[i];
-        if (!prev) {
-          toolCalls[i] = { ...tc };
-          continue;
-        }
-        const fn = (prev.function ?? {}) as Record<string, unknown>;
-        const more = (tc.function ?? {}) as Record<string, unknown>;
-        prev.function = { ...fn, arguments: `${fn.arguments ?? ''}${more.arguments ?? ''}` };
-      }
-      if (choice.finish_reason) finishReason = choice.finish_reason;
-    }
-    return undefined;
-  };
-  for await (const piece of body) {
-    buf += Buffer.isBuffer(piece) ? piece.toString('utf8') : String(piece);
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const failed = take(buf.slice(0, nl).trim());
-      buf = buf.slice(nl + 1);
-      if (failed) {
-        body.destroy();
-        return failed;
-      }
-    }
-  }
-  const failed = take(buf.trim());
-  if (failed) return failed;
-  if (!head || !done) throw new UpstreamError('Ollama ended the answer before it was complete');
-  const calls = toolCalls.filter(Boolean).map(({ index: _index, ...tc }) => tc);
-  const message = { role: 'assistant', content, ...(reasoning ? { reasoning } : {}), ...(calls.length ? { tool_calls: calls } : {}) };
-  return {
-    ok: true,
-    value: {
-      id: head.id,
-      object: 'chat.completion',
-      created: head.created,
-      model: head.model,
-      system_fingerprint: head.system_fingerprint,
-      choices: [{ index: 0, message, finish_reason: finishReason }],
-      ...(usage ? { usage } : {}),
-    },
-  };
 }

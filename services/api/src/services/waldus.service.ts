@@ -8,7 +8,7 @@ import { AppError } from '../errors';
 import type { ImageFetcher } from '../clients/image-fetcher';
 import type { OllamaMessage } from '../clients/ollama.types';
 import { collect, type GenerationService, type Usage } from './generation.service';
-import type { ModelCatalog } from './model-catalog.service';
+import type { ModelCatalog } from './model-catalog';
 import type { StructuredService } from './structured.service';
 
 export interface CompleteInput {

@@ -1,6 +1,7 @@
 import request from 'supertest';
 import { closedPortUrl, readNdjson, startHarness, type Harness } from '../support/harness';
 import { createApp } from '../../src/app';
+import { createClients, createServices } from '../../src/composition';
 import { createOllamaClient } from '../../src/clients/ollama.client';
 import { loadConfig } from '../../src/config';
 import { createSilentLogger } from '../../src/logger';
@@ -19,7 +20,9 @@ describe('local failures, each with its own code, status and hint', () => {
   test('When Ollama is down (connection refused), then 503 OLLAMA_UNAVAILABLE with Retry-After, fast', async () => {
     const url = await closedPortUrl();
     const config = loadConfig({ OLLAMA_BASE_URL: url, RATE_LIMIT_PER_MIN: '0' });
-    const app = createApp({ config, logger: createSilentLogger(), ollama: createOllamaClient({ baseUrl: url, requestTimeoutMs: 2000, retries: 2 }) });
+    const logger = createSilentLogger();
+    const ollama = createOllamaClient({ baseUrl: url, requestTimeoutMs: 2000, retries: 2 });
+    const app = createApp({ config, logger, services: createServices(config, createClients(config, logger, { ollama, docker: undefined }), logger) });
     const t0 = Date.now();
     const res = await request(app).post('/v1/generate').send({ prompt: 'hi' }).expect(503);
     const elapsed = Date.now() - t0;

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createImageFetcher, type Resolver } from '../../src/clients/image-fetcher';
-import { classifyAddress } from '../../src/services/net-guard';
+import { classifyAddress } from '../../src/clients/net-guard';
 
 const PNG = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
 

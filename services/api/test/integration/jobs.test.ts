@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { startHarness, type Harness } from '../support/harness';
-import { JobStore } from '../../src/services/jobs.service';
+import { JobStore } from '../../src/services/job-store';
 
 const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
 const A = basic('waldus', 'pa');

@@ -2,9 +2,9 @@ import request from 'supertest';
 import { createOllamaClient } from '../../src/clients/ollama.client';
 import { loadConfig } from '../../src/config';
 import { createSilentLogger } from '../../src/logger';
-import { ModelCatalog } from '../../src/services/model-catalog.service';
+import { ModelCatalog } from '../../src/services/model-catalog';
 import { OllamaState } from '../../src/services/ollama-state';
-import { WarmKeeper } from '../../src/services/warm-keeper.service';
+import { WarmKeeper } from '../../src/services/warm-keeper';
 import { FakeOllama } from '../fakes/fake-ollama';
 import { startHarness } from '../support/harness';
 
@@ -12,7 +12,7 @@ describe('warm GPU', () => {
   test('When the keeper runs and the default model is cold, then /ready says warming until it is loaded with the pinned options', async () => {
     const h = await startHarness({ HEALTH_CACHE_TTL_S: '0' }, { loadDelayMs: 300 });
     try {
-      const warm = h.app.locals.warm as WarmKeeper;
+      const warm = h.services.warm;
       warm.active = true; // what start() sets, without its timer
       const before = await request(h.app).get('/ready').expect(503);
       expect(before.body).toMatchObject({ status: 'warming', code: 'WARMING', defaultModel: { loaded: false } });

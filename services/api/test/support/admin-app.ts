@@ -6,12 +6,13 @@ import { Writable } from 'node:stream';
 import winston from 'winston';
 import type { Express } from 'express';
 import { createApp } from '../../src/app';
+import { createClients, createServices } from '../../src/composition';
 import { createDockerClient } from '../../src/clients/docker.client';
 import type { DockerClient } from '../../src/clients/docker.types';
 import { createOllamaClient } from '../../src/clients/ollama.client';
 import { loadConfig, type Config } from '../../src/config';
 import type { Logger } from '../../src/logger';
-import { OllamaState } from '../../src/services/ollama-state';
+import type { OllamaState } from '../../src/services/ollama-state';
 
 export const ADMIN = { user: 'admin', password: 'admin-secret' };
 export const USER = { user: 'bob', password: 'bob-secret' };
@@ -52,10 +53,10 @@ export function buildAdminApp(env: Record<string, string>, docker?: DockerClient
   const logs: Array<Record<string, unknown>> = [];
   const logger = capture(logs);
   const ollama = createOllamaClient({ baseUrl: config.ollama.baseUrl, requestTimeoutMs: 3000, retries: config.ollama.retries });
-  const state = new OllamaState();
   const dockerClient = docker === null ? undefined : (docker ?? createDockerClient({ host: config.docker.host, requestTimeoutMs: 5000 }));
-  const app = createApp({ config, logger, ollama, state, docker: dockerClient });
-  return { app, config, state, logs, audits: () => logs.filter((l) => l.message === 'audit') };
+  const services = createServices(config, createClients(config, logger, { ollama, docker: dockerClient }), logger);
+  const app = createApp({ config, logger, services });
+  return { app, config, state: services.state, logs, audits: () => logs.filter((l) => l.message === 'audit') };
 }
 
 export async function waitFor(pred: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {

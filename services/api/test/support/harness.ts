@@ -1,5 +1,6 @@
 /**
- * Builds the real app (createApp) against a FakeOllama on loopback. `listen()` gives a real port
+ * Builds the real app (createClients → createServices → createApp, as main.ts does) against a
+ * FakeOllama on loopback, with no Docker client. `listen()` gives a real port
  * for tests that need socket-level behaviour (streaming gaps, disconnects).
  */
 import type { AddressInfo } from 'node:net';
@@ -7,7 +8,8 @@ import type { Server } from 'node:http';
 import { Writable } from 'node:stream';
 import winston from 'winston';
 import type { Express } from 'express';
-import { createApp, type AppDeps } from '../../src/app';
+import { createApp } from '../../src/app';
+import { createClients, createServices, type Clients, type Services } from '../../src/composition';
 import { createOllamaClient } from '../../src/clients/ollama.client';
 import type { OllamaClient } from '../../src/clients/ollama.types';
 import { loadConfig, type Config } from '../../src/config';
@@ -18,6 +20,7 @@ export interface Harness {
   fake: FakeOllama;
   app: Express;
   config: Config;
+  services: Services;
   logs: string[];
   listen(): Promise<string>;
   close(): Promise<void>;
@@ -43,7 +46,7 @@ export async function startHarness(
   env: Record<string, string> = {},
   fakeOpts: FakeOllamaOptions = {},
   wrap?: (client: OllamaClient) => OllamaClient,
-  extra: Partial<AppDeps> = {},
+  extra: Partial<Clients> = {},
 ): Promise<Harness> {
   const fake = await FakeOllama.start(fakeOpts);
   const config = loadConfig({ OLLAMA_BASE_URL: fake.url, MODEL_LOAD_TIMEOUT_S: '5', RATE_LIMIT_PER_MIN: '0', ...env });
@@ -51,13 +54,15 @@ export async function startHarness(
   const logger = env.CAPTURE_LOGS ? capturingLogger(logs) : createSilentLogger();
   let ollama = createOllamaClient({ baseUrl: config.ollama.baseUrl, requestTimeoutMs: 5000, retries: config.ollama.retries });
   if (wrap) ollama = wrap(ollama);
-  const app = createApp({ config, logger, ollama, ...extra });
+  const services = createServices(config, createClients(config, logger, { ollama, docker: undefined, ...extra }), logger);
+  const app = createApp({ config, logger, services });
   let server: Server | undefined;
   let base: Promise<string> | undefined;
   return {
     fake,
     app,
     config,
+    services,
     logs,
     listen: () =>
       (base ??= new Promise((resolve) => {

@@ -3,9 +3,9 @@ import type { OllamaClient } from '../../src/clients/ollama.types';
 import { loadConfig } from '../../src/config';
 import { AppError, OllamaUnavailableError } from '../../src/errors';
 import { createSilentLogger } from '../../src/logger';
-import { AdminService } from '../../src/services/admin.service';
+import { OllamaContainerService } from '../../src/services/ollama-container.service';
 import type { HealthService } from '../../src/services/health.service';
-import type { ModelCatalog } from '../../src/services/model-catalog.service';
+import type { ModelCatalog } from '../../src/services/model-catalog';
 import { OllamaState } from '../../src/services/ollama-state';
 
 const container = (startedAt: string): ContainerDetails => ({
@@ -31,7 +31,7 @@ function setup(docker: Partial<DockerClient> | undefined, ollama: Partial<Ollama
   const health = { invalidate: () => invalidated.health++ } as unknown as HealthService;
   const logger = createSilentLogger();
   const audit = jest.spyOn(logger, 'info');
-  const admin = new AdminService({
+  const admin = new OllamaContainerService({
     config,
     ollama: ollama as OllamaClient,
     docker: docker as DockerClient | undefined,
@@ -46,7 +46,7 @@ function setup(docker: Partial<DockerClient> | undefined, ollama: Partial<Ollama
 
 const actor = { user: 'admin', requestId: 'r1' };
 
-describe('AdminService.restart', () => {
+describe('OllamaContainerService.restart', () => {
   test('When the Docker restart itself fails, then the error is passed on, the restart state is released and caches are dropped', async () => {
     const { admin, state, invalidated, audit } = setup(
       {
@@ -89,7 +89,7 @@ describe('AdminService.restart', () => {
   });
 });
 
-describe('AdminService.status', () => {
+describe('OllamaContainerService.status', () => {
   test('When Ollama does not answer, then the container is still reported, with the Ollama error inside', async () => {
     const down = async () => {
       throw new OllamaUnavailableError('Ollama is not reachable at http://ollama:11434 (ECONNREFUSED)');

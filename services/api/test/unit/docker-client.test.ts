@@ -1,6 +1,7 @@
 import { mapDockerError, parseDockerHost, toDetails } from '../../src/clients/docker.client';
 import { ConfigError } from '../../src/errors';
-import { loadedModel, withPercent } from '../../src/services/admin.service';
+import { loadedModel } from '../../src/services/loaded-model';
+import { withPercent } from '../../src/services/model-admin.service';
 
 describe('parseDockerHost', () => {
   test.each([

@@ -1,4 +1,4 @@
-import { classifyAddress } from '../../src/services/net-guard';
+import { classifyAddress } from '../../src/clients/net-guard';
 
 describe('classifyAddress (pure: no traffic)', () => {
   test.each([

@@ -1,4 +1,4 @@
-import { mapOllamaError } from '../../src/clients/ollama.client';
+import { mapOllamaError } from '../../src/clients/ollama-errors';
 import { extractJson } from '../../src/services/structured.service';
 
 describe('mapOllamaError (strings from shared/reference/ollama-api.md)', () => {

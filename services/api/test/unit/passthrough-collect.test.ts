@@ -1,6 +1,8 @@
 import { Readable } from 'node:stream';
-import { collectChatCompletion, collectNdjson, upstreamErrorText } from '../../src/services/passthrough.service';
-import { ollamaErrorBody, openaiErrorBody } from '../../src/http/surface-errors';
+import { upstreamErrorText } from '../../src/wire/lines';
+import { collectNdjson } from '../../src/wire/ndjson';
+import { collectChatCompletion } from '../../src/wire/openai-sse';
+import { ollamaErrorBody, openaiErrorBody } from '../../src/middleware/surface-errors';
 
 /** A body that arrives in awkward pieces: lines split across chunks. */
 const pieces = (text: string, size = 7) => Readable.from(Array.from({ length: Math.ceil(text.length / size) }, (_, i) => Buffer.from(text.slice(i * size, (i + 1) * size))));

@@ -1,16 +1,16 @@
 /** POST /v1/structured and /v1/embeddings. */
 import { Router } from 'express';
 import Joi from 'joi';
+import { clientGone } from '../middleware/request-context';
+import { validate } from '../middleware/validate';
 import type { EmbeddingService } from '../services/embedding.service';
-import type { JobStore } from '../services/jobs.service';
+import type { JobStore } from '../services/job-store';
 import type { Metrics } from '../services/metrics';
 import type { ResponseCache } from '../services/response-cache';
-import { cachedJson } from './cache';
 import type { StructuredService } from '../services/structured.service';
-import { respond } from './async-jobs';
-import { clientGone } from './request-context';
-import { messageSchema, modelName, optionsSchema } from './schemas';
-import { validate } from './validate';
+import { cachedJson } from './support/cached-json';
+import { respond } from './support/respond';
+import { messageSchema, modelName, optionsSchema } from './support/schemas';
 
 const structuredBody = Joi.object({
   prompt: Joi.string().min(1).max(1_000_000),
@@ -44,7 +44,7 @@ export function inferenceRoutes(structured: StructuredService, embeddings: Embed
   });
 
   router.post('/embeddings', validate({ body: embeddingsBody }), async (req, res) => {
-    const parts = { model: embeddings.resolveModel(req.body.model), input: req.body.input };
+    const parts = embeddings.cacheParts(req.body.model, req.body.input);
     await cachedJson(req, res, { cache, metrics, kind: 'embeddings', parts }, async () => {
       const r = await embeddings.embed(req.body.input, req.body.model, clientGone(res));
       res.locals.log = { model: r.model, inputs: r.embeddings.length };

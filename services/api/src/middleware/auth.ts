@@ -1,6 +1,6 @@
 /**
  * HTTP basic auth (express-basic-auth: timing-safe comparison of user and password, per its
- * README's "Timing attacks" section) and the admin gate. When AUTH_USERS is empty, auth is off
+ * README's "Timing attacks" section), the admin gate and who may read /metrics. When AUTH_USERS is empty, auth is off
  * (main.ts warns loudly) and admin routes are closed, never open.
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
@@ -40,6 +40,15 @@ export function userOf(req: Request): string | null {
 export function isAdmin(auth: Config['auth'], req: Request): boolean {
   const user = userOf(req);
   return auth.users.length > 0 && user !== null && auth.adminUsers.includes(user);
+}
+
+/** /metrics is for admins and the users in METRICS_USERS (never while auth is off). */
+export function requireMetricsReader(config: Pick<Config, 'auth' | 'metricsUsers'>): RequestHandler {
+  return (req: Request, _res: Response, next: NextFunction) => {
+    const user = userOf(req);
+    const allowed = isAdmin(config.auth, req) || (config.auth.users.length > 0 && user !== null && config.metricsUsers.includes(user));
+    next(allowed ? undefined : new ForbiddenError('/metrics is for admins and METRICS_USERS'));
+  };
 }
 
 export function requireAdmin(auth: Config['auth']): RequestHandler {

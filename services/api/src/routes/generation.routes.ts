@@ -3,14 +3,14 @@ import { Router, type Request, type Response } from 'express';
 import Joi from 'joi';
 import type { OllamaMessage } from '../clients/ollama.types';
 import { collect, type Admission, type GenerationService, type GenRequest } from '../services/generation.service';
-import type { JobStore } from '../services/jobs.service';
+import { clientGone, logQueueWait } from '../middleware/request-context';
+import { validate } from '../middleware/validate';
+import type { JobStore } from '../services/job-store';
 import type { Metrics } from '../services/metrics';
 import type { ResponseCache } from '../services/response-cache';
-import { respond } from './async-jobs';
-import { clientGone, logQueueWait } from './request-context';
-import { endWithError, guardStream, startNdjson, writeLine } from './ndjson';
-import { formatSchema, imageSchema, messageSchema, modelName, optionsSchema, stripDataUrl } from './schemas';
-import { validate } from './validate';
+import { respond } from './support/respond';
+import { formatSchema, imageSchema, messageSchema, modelName, optionsSchema, stripDataUrl } from './support/schemas';
+import { endWithErrorLine, guardStream, NDJSON, startStream, writeLine } from './support/streams';
 
 const asyncFlag = Joi.boolean()
   .default(false)
@@ -70,7 +70,7 @@ export function generationRoutes(generation: GenerationService, jobs: JobStore, 
     const model = admission.model;
     res.locals.log = { model, queuePosition: admission.ticket.position, stream: true };
     const events = generation.run(admission, genReq, signal, logQueueWait(res));
-    startNdjson(res);
+    startStream(res, NDJSON);
     await guardStream(res, signal, async () => {
       for await (const ev of events) {
         if (ev.type === 'delta') {
@@ -83,16 +83,13 @@ export function generationRoutes(generation: GenerationService, jobs: JobStore, 
           writeLine(res, { model, ...shape(genReq, ''), done: true, done_reason: ev.doneReason, usage: ev.usage });
         }
       }
-    }, (err) => endWithError(res, err, req.id));
+    }, (err) => endWithErrorLine(res, err, req.id));
   }
 
   async function serve(req: Request, res: Response, genReq: GenRequest, requestedModel: string | undefined, hasImages: boolean) {
     if (req.body.stream) return stream(req, res, genReq, requestedModel, hasImages);
     const kind = hasImages ? 'vision' : 'chat';
-    // Deterministic (temperature 0 and a seed): the same request gives the same answer.
-    const options = genReq.input.options ?? {};
-    const deterministic = options.temperature === 0 && options.seed !== undefined;
-    const parts = deterministic ? { model: generation.resolveModel(requestedModel, kind), request: genReq } : undefined;
+    const parts = generation.cacheParts(requestedModel, kind, genReq);
     await respond(
       req,
       res,

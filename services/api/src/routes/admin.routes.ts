@@ -1,16 +1,18 @@
 /**
  * /admin (mounted behind requireAdmin): restart and inspect the Ollama container, manage models.
- * Thin: validate → AdminService → JSON or NDJSON. Model names may contain slashes
+ * Thin: validate → OllamaContainerService / ModelAdminService → JSON or NDJSON. Model names may contain slashes
  * (`hf.co/user/repo:Q4_K_M`): the `*name` wildcard takes them as they are, or URL-encoded.
  */
 import { Router, type Request } from 'express';
 import Joi from 'joi';
-import type { Actor, AdminService, PullLine } from '../services/admin.service';
-import { endWithError, startNdjson, writeLine, guardStream } from './ndjson';
-import { userOf } from './auth';
-import { clientGone } from './request-context';
-import { modelName } from './schemas';
-import { joinWildcard, validate } from './validate';
+import { userOf } from '../middleware/auth';
+import { clientGone } from '../middleware/request-context';
+import { joinWildcard, validate } from '../middleware/validate';
+import type { Actor } from '../services/admin-audit';
+import type { ModelAdminService, PullLine } from '../services/model-admin.service';
+import type { OllamaContainerService } from '../services/ollama-container.service';
+import { modelName } from './support/schemas';
+import { endWithErrorLine, guardStream, NDJSON, startStream, writeLine } from './support/streams';
 
 const pullBody = Joi.object({
   model: modelName,
@@ -35,23 +37,23 @@ function actorOf(req: Request): Actor {
 
 const joinModelParam = joinWildcard('name');
 
-export function adminRoutes(admin: AdminService): Router {
+export function adminRoutes(containers: OllamaContainerService, models: ModelAdminService): Router {
   const router = Router();
 
   router.post('/ollama/restart', async (req, res) => {
-    const r = await admin.restart(actorOf(req));
+    const r = await containers.restart(actorOf(req));
     res.locals.log = { container: r.container.name, downtimeMs: r.downtimeMs };
     res.json(r);
   });
 
   router.get('/ollama', async (req, res) => {
-    res.json(await admin.status(actorOf(req)));
+    res.json(await containers.status(actorOf(req)));
   });
 
   router.post('/models/pull', validate({ body: pullBody }), async (req, res) => {
     const model: string = req.body.model ?? req.body.name;
     const signal = clientGone(res);
-    const progress = admin.pull(actorOf(req), model, signal); // throws OLLAMA_RESTARTING before any byte
+    const progress = models.pull(actorOf(req), model, signal); // throws OLLAMA_RESTARTING before any byte
     res.locals.log = { model };
 
     if (!req.body.stream) {
@@ -62,27 +64,27 @@ export function adminRoutes(admin: AdminService): Router {
     }
 
     // Headers at once: a pull of a big model is silent for a while before its first progress.
-    startNdjson(res);
+    startStream(res, NDJSON);
     await guardStream(
       res,
       signal,
       async () => {
         for await (const p of progress) writeLine(res, p);
       },
-      (err) => endWithError(res, err, req.id),
+      (err) => endWithErrorLine(res, err, req.id),
     );
   });
 
   router.delete('/models/*name', joinModelParam, validate({ params: nameParams }), async (req, res) => {
-    res.json(await admin.deleteModel(actorOf(req), req.params.name as string));
+    res.json(await models.deleteModel(actorOf(req), req.params.name as string));
   });
 
   router.post('/models/*name/load', joinModelParam, validate({ params: nameParams }), async (req, res) => {
-    res.json(await admin.load(actorOf(req), req.params.name as string, clientGone(res)));
+    res.json(await models.load(actorOf(req), req.params.name as string, clientGone(res)));
   });
 
   router.post('/models/*name/unload', joinModelParam, validate({ params: nameParams }), async (req, res) => {
-    res.json(await admin.unload(actorOf(req), req.params.name as string, clientGone(res)));
+    res.json(await models.unload(actorOf(req), req.params.name as string, clientGone(res)));
   });
 
   return router;

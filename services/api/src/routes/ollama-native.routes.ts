@@ -13,57 +13,35 @@
  * - pull, push, create, copy, delete and blobs are for ADMIN_USERS only;
  * - nothing from the caller's headers reaches Ollama (no Origin → no CORS 403, no credentials).
  */
-import { isAdmin as isAdminOf } from './auth';
-import { guardStream } from './ndjson';
 import { Router, type Request, type Response } from 'express';
 import type { Config } from '../config';
-import { ValidationError } from '../errors';
-import { collectNdjson, upstreamErrorText, type PassthroughService } from '../services/passthrough.service';
-import { requireAdmin } from './auth';
-import { NEWLINE, pump, relay, sendCollected, sendUpstream, startStream, type Pumped } from './passthrough';
-import { clientGone, logQueueWait } from './request-context';
-import { ollamaErrorBody, surfaceError } from './surface-errors';
+import { isAdmin, requireAdmin } from '../middleware/auth';
+import { clientGone, logQueueWait } from '../middleware/request-context';
+import { ollamaErrorBody, surfaceError } from '../middleware/surface-errors';
+import { validate } from '../middleware/validate';
+import { nativeLane, type NativeInference, type PassthroughService } from '../services/passthrough.service';
+import { upstreamErrorText } from '../wire/lines';
+import { collectNdjson, ndjsonFrame } from '../wire/ndjson';
+import { relay, sendCollected } from './support/relay';
+import { inferenceBody, manageBody, passthrough, progressBody, showBody } from './support/schemas';
+import { endWithError, guardStream, NDJSON, pump, sendUpstream, startStream, type Pumped } from './support/streams';
 
-const NDJSON = 'application/x-ndjson';
-
-type Inference = 'generate' | 'chat' | 'embed' | 'embeddings';
-
-function jsonBody(req: Request): Record<string, unknown> {
-  const b: unknown = req.body;
-  if (!b || typeof b !== 'object' || Array.isArray(b)) {
-    throw new ValidationError('The request body must be a JSON object', [{ field: 'body', message: 'must be a JSON object' }]);
-  }
-  return b as Record<string, unknown>;
+/** Ends a started NDJSON stream with an `{"error"}` line, as Ollama does (on a fresh line). */
+function endWithErrorLine(res: Response, err: unknown, lastByte: number | undefined): void {
+  const e = surfaceError(err);
+  endWithError(res, e.code, ndjsonFrame(ollamaErrorBody(e), lastByte));
 }
 
-function optionalString(b: Record<string, unknown>, field: string): string | undefined {
-  const v = b[field];
-  if (v === undefined || v === null || v === '') return undefined;
-  if (typeof v !== 'string') throw new ValidationError(`"${field}" must be a string`, [{ field: `body.${field}`, message: 'must be a string' }]);
-  return v;
+type Body = Record<string, unknown>;
+
+/** The model management target, for the access log: `model`, `name` or `source` (validated as strings). */
+function target(b: Body): string | undefined {
+  return (b.model || b.name || b.source || undefined) as string | undefined;
 }
 
-function hasImages(kind: Inference, b: Record<string, unknown>): boolean {
-  if (kind === 'generate') return Array.isArray(b.images) && b.images.length > 0;
-  if (kind === 'chat' && Array.isArray(b.messages)) {
-    return b.messages.some((m) => m && typeof m === 'object' && Array.isArray((m as { images?: unknown }).images) && (m as { images: unknown[] }).images.length > 0);
-  }
-  return false;
-}
-
-/** Ends a started NDJSON stream with an `{"error"}` line (on a fresh line). */
-function endNdjsonWithError(res: Response, message: string, lastByte: number | undefined, code: string): void {
-  if (!res.writableEnded && !res.destroyed) {
-    res.write(`${lastByte !== undefined && lastByte !== NEWLINE ? '\n' : ''}${JSON.stringify({ error: message })}\n`);
-  }
-  res.locals.log = { ...res.locals.log, streamError: code };
-  res.end();
-}
-
-export function ollamaNativeRoutes(svc: PassthroughService, config: Config): Router {
+export function ollamaNativeRoutes(svc: PassthroughService, auth: Config['auth']): Router {
   const router = Router();
-  const admin = requireAdmin(config.auth);
-  const isAdmin = (req: Request) => isAdminOf(config.auth, req);
+  const admin = requireAdmin(auth);
 
   /** Metadata: no queue. `model`/`name` aliases are resolved for show. */
   async function metadata(req: Request, res: Response, path: string, body?: unknown) {
@@ -78,34 +56,25 @@ export function ollamaNativeRoutes(svc: PassthroughService, config: Config): Rou
   router.get('/api/tags', (req, res) => metadata(req, res, '/api/tags'));
   router.head('/api/tags', (req, res) => metadata(req, res, '/api/tags'));
   router.get('/api/ps', (req, res) => metadata(req, res, '/api/ps'));
-  router.post('/api/show', async (req, res) => {
-    const b = jsonBody(req);
-    const name = optionalString(b, 'model') ?? optionalString(b, 'name');
+  router.post('/api/show', validate({ body: showBody }, passthrough), async (req, res) => {
+    const b = req.body as Body;
+    const name = (b.model || b.name || undefined) as string | undefined;
     res.locals.log = { model: name };
     await metadata(req, res, '/api/show', name ? { ...b, model: svc.resolve(name), name: undefined } : b);
   });
 
-  async function infer(req: Request, res: Response, kind: Inference) {
-    const b = jsonBody(req);
+  async function infer(req: Request, res: Response, kind: NativeInference) {
+    const b = req.body as Body;
     const streamable = kind === 'generate' || kind === 'chat';
     const stream = streamable && b.stream !== false; // Ollama streams unless told not to
     const signal = clientGone(res);
-    const admission = await svc.admit(optionalString(b, 'model'), kind === 'embed' || kind === 'embeddings' ? 'embed' : hasImages(kind, b) ? 'vision' : 'chat', signal);
-    const pinned = svc.pinOptions(b.options);
-    if (b.keep_alive !== undefined && !isAdmin(req)) pinned.overridden.push('keep_alive');
+    const admission = await svc.admit((b.model || undefined) as string | undefined, nativeLane(kind, b), signal);
+    const { body, overridden } = svc.nativeBody(kind, b, admission.model, isAdmin(auth, req));
     res.locals.log = {
       model: admission.model,
       queuePosition: admission.ticket.position,
       stream,
-      ...(pinned.overridden.length ? { overriddenOptions: pinned.overridden } : {}),
-    };
-    const body = {
-      ...b,
-      model: admission.model,
-      options: pinned.options,
-      // keep_alive decides when the GPU is freed for everyone: only admins may choose it.
-      keep_alive: isAdmin(req) ? (b.keep_alive ?? svc.keepAlive) : svc.keepAlive,
-      ...(streamable ? { stream: true } : {}),
+      ...(overridden.length ? { overriddenOptions: overridden } : {}),
     };
     const call = { method: 'POST' as const, path: `/api/${kind}`, body };
     const onSlot = logQueueWait(res);
@@ -126,31 +95,22 @@ export function ollamaNativeRoutes(svc: PassthroughService, config: Config): Rou
     await guardStream(
       res,
       signal,
-      () => relay(res, svc, admission, call, signal, onSlot, progress, (text, status) => endNdjsonWithError(res, upstreamErrorText(text, status), undefined, 'UPSTREAM')),
-      (err) => {
-        const e = surfaceError(err);
-        endNdjsonWithError(res, ollamaErrorBody(e).error, progress.lastByte, e.code);
-      },
+      () => relay(res, svc, admission, call, signal, onSlot, progress, (text, status) => endWithError(res, 'UPSTREAM', ndjsonFrame({ error: upstreamErrorText(text, status) }))),
+      (err) => endWithErrorLine(res, err, progress.lastByte),
     );
   }
 
-  router.post('/api/generate', (req, res) => infer(req, res, 'generate'));
-  router.post('/api/chat', (req, res) => infer(req, res, 'chat'));
-  router.post('/api/embed', (req, res) => infer(req, res, 'embed'));
-  router.post('/api/embeddings', (req, res) => infer(req, res, 'embeddings'));
+  const checked = validate({ body: inferenceBody }, passthrough);
+  router.post('/api/generate', checked, (req, res) => infer(req, res, 'generate'));
+  router.post('/api/chat', checked, (req, res) => infer(req, res, 'chat'));
+  router.post('/api/embed', checked, (req, res) => infer(req, res, 'embed'));
+  router.post('/api/embeddings', checked, (req, res) => infer(req, res, 'embeddings'));
 
   // --- model management: admin only -------------------------------------------------------------
 
-  function target(b: Record<string, unknown>): string | undefined {
-    return optionalString(b, 'model') ?? optionalString(b, 'name') ?? optionalString(b, 'source');
-  }
-
   /** pull, push, create: NDJSON progress, streamed unless stream:false (then the last line). */
   async function progress(req: Request, res: Response, op: 'pull' | 'push' | 'create') {
-    const b = jsonBody(req);
-    if (b.insecure === true) {
-      throw new ValidationError('insecure registries are not allowed through the API', [{ field: 'body.insecure', message: 'must be false' }]);
-    }
+    const b = req.body as Body;
     const stream = b.stream !== false;
     const signal = clientGone(res);
     res.locals.log = { action: `model.${op}`, target: target(b), stream };
@@ -173,24 +133,23 @@ export function ollamaNativeRoutes(svc: PassthroughService, config: Config): Rou
       async () => {
         await pump(up.body, res, progressed);
       },
-      (err) => {
-        const e = surfaceError(err);
-        endNdjsonWithError(res, ollamaErrorBody(e).error, progressed.lastByte, e.code);
-      },
+      (err) => endWithErrorLine(res, err, progressed.lastByte),
     );
   }
 
   async function manageJson(req: Request, res: Response, method: 'POST' | 'DELETE', path: string) {
-    const b = jsonBody(req);
+    const b = req.body as Body;
     res.locals.log = { action: `model.${path.slice('/api/'.length)}`, target: target(b) };
     await sendUpstream(res, await svc.manage({ method, path, body: b }, clientGone(res)));
   }
 
-  router.post('/api/pull', admin, (req, res) => progress(req, res, 'pull'));
-  router.post('/api/push', admin, (req, res) => progress(req, res, 'push'));
-  router.post('/api/create', admin, (req, res) => progress(req, res, 'create'));
-  router.post('/api/copy', admin, (req, res) => manageJson(req, res, 'POST', '/api/copy'));
-  router.delete('/api/delete', admin, (req, res) => manageJson(req, res, 'DELETE', '/api/delete'));
+  const progressChecked = validate({ body: progressBody }, passthrough);
+  const manageChecked = validate({ body: manageBody }, passthrough);
+  router.post('/api/pull', admin, progressChecked, (req, res) => progress(req, res, 'pull'));
+  router.post('/api/push', admin, progressChecked, (req, res) => progress(req, res, 'push'));
+  router.post('/api/create', admin, progressChecked, (req, res) => progress(req, res, 'create'));
+  router.post('/api/copy', admin, manageChecked, (req, res) => manageJson(req, res, 'POST', '/api/copy'));
+  router.delete('/api/delete', admin, manageChecked, (req, res) => manageJson(req, res, 'DELETE', '/api/delete'));
 
   // Blobs (for create from local files): the body is raw bytes, streamed through as they come.
   router.head('/api/blobs/:digest', admin, async (req, res) => {

@@ -6,7 +6,8 @@
 import type { Config } from '../config';
 import type { OllamaClient } from '../clients/ollama.types';
 import type { Logger } from '../logger';
-import type { ModelCatalog } from './model-catalog.service';
+import type { ModelCatalog } from './model-catalog';
+import { timeoutsFor } from './model-timeouts';
 import type { OllamaState } from './ollama-state';
 
 /** warm: default model loaded; warming: being (or about to be) loaded; idle: unloaded on purpose. */
@@ -66,7 +67,7 @@ export class WarmKeeper {
       const idleMs = config.warm.idleUnloadMin * 60_000;
       if (idleMs > 0 && !this.idle && this.now() - this.lastActivity >= idleMs) {
         const loaded = await catalog.running(true);
-        for (const m of loaded) await this.deps.ollama.setLoaded(m.name, 0, this.timeouts());
+        for (const m of loaded) await this.deps.ollama.setLoaded(m.name, 0, timeoutsFor(config.ollama, m.name, true));
         catalog.invalidate();
         this.idle = true;
         logger.info('idle: models unloaded to save power', { models: loaded.map((m) => m.name), idleMinutes: config.warm.idleUnloadMin });
@@ -90,7 +91,7 @@ export class WarmKeeper {
       const started = this.now();
       logger.info('warming the default model', { model: config.models.default });
       this.loading = this.deps.ollama
-        .setLoaded(config.models.default, config.ollama.keepAlive, this.timeouts(), { num_ctx: config.models.numCtx })
+        .setLoaded(config.models.default, config.ollama.keepAlive, timeoutsFor(config.ollama, config.models.default, true), { num_ctx: config.models.numCtx })
         .then(() => {
           catalog.invalidate();
           logger.info('default model loaded', { model: config.models.default, ms: this.now() - started });
@@ -100,11 +101,5 @@ export class WarmKeeper {
         });
     }
     return this.loading;
-  }
-
-  private timeouts() {
-    const o = this.deps.config.ollama;
-    const s = o.modelTimeoutsS[this.deps.config.models.default] ?? o.requestTimeoutS;
-    return { firstChunkTimeoutMs: (s + o.loadAllowanceS) * 1000, idleTimeoutMs: s * 1000 };
   }
 }

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import type Joi from 'joi';
-import { ValidationError } from '../errors';
+import { ValidationError, type FieldProblem } from '../errors';
 
 type Part = 'body' | 'query' | 'params';
 
@@ -16,20 +16,35 @@ export function joinWildcard(param: string) {
   };
 }
 
+export interface ValidateOptions {
+  /**
+   * For bodies passed on to Ollama: the first problem only, the body left exactly as it came, and
+   * the error's message made from that problem by `message`.
+   */
+  passthrough?: { message: (problem: FieldProblem) => string };
+}
+
 /** Validates request parts with joi; every bad field is listed in one 400 VALIDATION_ERROR. */
-export function validate(schemas: Partial<Record<Part, Joi.Schema>>) {
+export function validate(schemas: Partial<Record<Part, Joi.Schema>>, opts: ValidateOptions = {}) {
+  const pass = opts.passthrough;
   return (req: Request, _res: Response, next: NextFunction): void => {
-    const problems: Array<{ field: string; message: string }> = [];
+    const problems: FieldProblem[] = [];
     for (const part of Object.keys(schemas) as Part[]) {
-      const { value, error } = schemas[part]!.validate(req[part], { abortEarly: false, convert: true, errors: { wrap: { label: false } } });
+      const { value, error } = schemas[part]!.validate(req[part], { abortEarly: Boolean(pass), convert: true, errors: { wrap: { label: false } } });
       if (error) {
         for (const d of error.details) problems.push({ field: [part, ...d.path].join('.'), message: d.message });
+      } else if (pass) {
+        continue;
       } else if (part === 'query') {
         // Express 5's req.query is a getter: replace it with the converted values.
         Object.defineProperty(req, 'query', { value, writable: true, configurable: true });
       } else {
         (req as unknown as Record<Part, unknown>)[part] = value;
       }
+    }
+    if (pass && problems.length) {
+      next(new ValidationError(pass.message(problems[0]), problems.slice(0, 1)));
+      return;
     }
     if (problems.length) {
       next(new ValidationError(`Invalid request: ${problems.map((p) => p.field).join(', ')}`, problems));

@@ -6,6 +6,7 @@
  */
 import type { NextFunction, Request, Response } from 'express';
 import { AppError, NotFoundError, PayloadTooLargeError, ValidationError } from '../errors';
+import { ndjsonFrame } from '../wire/ndjson';
 
 interface BodyParserError extends Error {
   type?: string;
@@ -63,7 +64,7 @@ export function errorHandler(err: unknown, req: Request, res: Response, _next: N
 
   if (res.headersSent) {
     if (String(res.getHeader('Content-Type') ?? '').includes('ndjson') && !res.writableEnded) {
-      res.write(`${JSON.stringify(errorBody(appErr, req.id))}\n`);
+      res.write(ndjsonFrame(errorBody(appErr, req.id)));
     }
     res.end();
     return;

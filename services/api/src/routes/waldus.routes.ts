@@ -1,11 +1,11 @@
 /** Waldus compatibility: POST /v1/complete, /v1/images/describe, /v1/translate (sync or async). */
 import { Router } from 'express';
 import Joi from 'joi';
+import { validate } from '../middleware/validate';
+import type { JobStore } from '../services/job-store';
 import type { WaldusService } from '../services/waldus.service';
-import type { JobStore } from '../services/jobs.service';
-import { respond } from './async-jobs';
-import { imageSchema, modelName, stripDataUrl } from './schemas';
-import { validate } from './validate';
+import { respond } from './support/respond';
+import { imageSchema, modelName, stripDataUrl } from './support/schemas';
 
 /** Exactly what ollama_complete.py took on its command line. */
 const completeBody = Joi.object({

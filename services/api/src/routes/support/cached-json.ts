@@ -1,7 +1,7 @@
 /** Serves a cacheable request from the response cache: `X-Cache: HIT|MISS`, `Cache-Control: no-cache` bypasses. */
 import type { Request, Response } from 'express';
-import type { Metrics } from '../services/metrics';
-import type { ResponseCache } from '../services/response-cache';
+import type { Metrics } from '../../services/metrics';
+import type { ResponseCache } from '../../services/response-cache';
 
 export interface CacheContext {
   cache: ResponseCache;

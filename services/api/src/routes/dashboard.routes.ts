@@ -8,8 +8,9 @@ import { Router } from 'express';
 import type { GpuQueue } from '../services/gpu-queue';
 import type { GpuService } from '../services/gpu.service';
 import type { HealthService } from '../services/health.service';
+import { loadedModel } from '../services/loaded-model';
 import type { Metrics } from '../services/metrics';
-import type { ModelCatalog } from '../services/model-catalog.service';
+import type { ModelCatalog } from '../services/model-catalog';
 
 const STATIC = path.join(__dirname, 'static');
 const page = readFileSync(path.join(STATIC, 'status.html'), 'utf8');
@@ -39,13 +40,8 @@ export function dashboardRoutes(d: DashboardDeps): Router {
     res.setHeader('Cache-Control', 'no-store');
     res.json({
       ready,
-      loadedModels: running.map((m) => ({
-        name: m.name,
-        sizeBytes: m.size,
-        vramBytes: m.size_vram,
-        vramShare: m.size ? Math.round((m.size_vram / m.size) * 1000) / 1000 : null,
-        expiresAt: m.expires_at,
-      })),
+      // The page's own shape of the one loaded-model view.
+      loadedModels: running.map(loadedModel).map((m) => ({ name: m.name, sizeBytes: m.size, vramBytes: m.sizeVram, vramShare: m.vramShare, expiresAt: m.expiresAt })),
       gpu,
       queue: d.queue.stats(),
       requestRatePerS: d.metrics.requestRate(),

@@ -6,6 +6,7 @@
 import type { Config } from '../config';
 import { ModelNotFoundError } from '../errors';
 import type { OllamaClient, OllamaRunningModel, OllamaTag } from '../clients/ollama.types';
+import { loadedModel } from './loaded-model';
 
 export interface ModelInfo {
   name: string;
@@ -118,7 +119,8 @@ export class ModelCatalog {
   async list(force = false): Promise<ModelInfo[]> {
     const [tags, running] = await Promise.all([this.tags(force), this.running(force).catch(() => [] as OllamaRunningModel[])]);
     return tags.map((t) => {
-      const ps = running.find((r) => normalizeModelName(r.name) === normalizeModelName(t.name));
+      const found = running.find((r) => normalizeModelName(r.name) === normalizeModelName(t.name));
+      const ps = found ? loadedModel(found) : undefined;
       return {
         name: t.name,
         size: t.size,
@@ -128,8 +130,8 @@ export class ModelCatalog {
         modifiedAt: t.modified_at,
         capabilities: t.capabilities ?? null,
         loaded: Boolean(ps),
-        vramShare: ps && ps.size > 0 ? Math.round((ps.size_vram / ps.size) * 1000) / 1000 : null,
-        expiresAt: ps?.expires_at ?? null,
+        vramShare: ps?.vramShare ?? null,
+        expiresAt: ps?.expiresAt ?? null,
       };
     });
   }

@@ -1,0 +1,106 @@
+/**
+ * The composition root: every client and service is built here, once, in dependency order.
+ * main.ts and the tests' harness both build through it, so the tests run the real wiring.
+ */
+import { createDockerClient } from './clients/docker.client';
+import type { DockerClient } from './clients/docker.types';
+import { createImageFetcher, type ImageFetcher } from './clients/image-fetcher';
+import { createOllamaClient } from './clients/ollama.client';
+import type { OllamaClient } from './clients/ollama.types';
+import type { Config } from './config';
+import { ConfigError } from './errors';
+import type { Logger } from './logger';
+import { EmbeddingService } from './services/embedding.service';
+import { GenerationService } from './services/generation.service';
+import { GpuQueue } from './services/gpu-queue';
+import { GpuService } from './services/gpu.service';
+import { HealthService } from './services/health.service';
+import { JobStore } from './services/job-store';
+import { Metrics } from './services/metrics';
+import { ModelAdminService } from './services/model-admin.service';
+import { ModelCatalog } from './services/model-catalog';
+import { OllamaContainerService } from './services/ollama-container.service';
+import { OllamaState } from './services/ollama-state';
+import { PassthroughService } from './services/passthrough.service';
+import { ResponseCache } from './services/response-cache';
+import { StructuredService } from './services/structured.service';
+import { WaldusService } from './services/waldus.service';
+import { WarmKeeper } from './services/warm-keeper';
+
+export interface Clients {
+  ollama: OllamaClient;
+  /** The Docker API (admin restart/status, GPU telemetry); absent → those routes answer 503 DOCKER_UNAVAILABLE. */
+  docker?: DockerClient;
+  /** Fetches caller-given image URLs (SSRF-guarded). */
+  images: ImageFetcher;
+}
+
+/** The clients from the configuration; a test passes its own for any of them (`docker: undefined` = none). */
+export function createClients(config: Config, logger: Logger, given: Partial<Clients> = {}): Clients {
+  const ollama =
+    given.ollama ??
+    createOllamaClient({
+      baseUrl: config.ollama.baseUrl,
+      requestTimeoutMs: Math.max(config.ollama.connectTimeoutMs, 10_000),
+      retries: config.ollama.retries,
+      connectTimeoutMs: config.ollama.connectTimeoutMs,
+    });
+  return { ollama, docker: 'docker' in given ? given.docker : dockerOrNone(config, logger), images: given.images ?? createImageFetcher(config.images) };
+}
+
+/** A bad DOCKER_HOST must not take generation down: the admin docker routes answer 503 instead. */
+function dockerOrNone(config: Config, logger: Logger): DockerClient | undefined {
+  try {
+    return createDockerClient({ host: config.docker.host });
+  } catch (err) {
+    logger.error('admin docker routes disabled: DOCKER_HOST is unusable', { problems: err instanceof ConfigError ? err.problems : String(err) });
+    return undefined;
+  }
+}
+
+export interface Services {
+  metrics: Metrics;
+  queue: GpuQueue;
+  state: OllamaState;
+  cache: ResponseCache;
+  catalog: ModelCatalog;
+  warm: WarmKeeper;
+  health: HealthService;
+  generation: GenerationService;
+  structured: StructuredService;
+  embeddings: EmbeddingService;
+  jobs: JobStore;
+  waldus: WaldusService;
+  passthrough: PassthroughService;
+  containers: OllamaContainerService;
+  models: ModelAdminService;
+  gpu: GpuService;
+}
+
+export function createServices(config: Config, clients: Clients, logger: Logger): Services {
+  const { ollama, docker, images } = clients;
+  const metrics = new Metrics();
+  const queue = new GpuQueue({
+    maxConcurrent: config.queue.maxConcurrent,
+    maxQueue: config.queue.maxQueue,
+    timeoutMs: config.queue.timeoutS * 1000,
+    onSlot: (model, waitedMs) => metrics.waited(model, waitedMs / 1000),
+  });
+  metrics.observeQueue(queue);
+  const state = new OllamaState();
+  const cache = new ResponseCache(config.cache);
+  const catalog = new ModelCatalog(ollama, config.models);
+  const warm = new WarmKeeper({ config, ollama, catalog, state, logger });
+  const health = new HealthService(ollama, catalog, state, config.models.default, config.health.cacheTtlS, logger, warm);
+  const onActivity = () => warm.touch();
+  const generation = new GenerationService({ config, ollama, catalog, queue, state, metrics, onActivity });
+  const structured = new StructuredService(generation, config.structured.maxAttempts);
+  const embeddings = new EmbeddingService(generation, ollama, config);
+  const jobs = new JobStore(config.jobs);
+  const waldus = new WaldusService(generation, structured, catalog, images);
+  const passthrough = new PassthroughService({ config, ollama, generation, catalog, state, metrics, onActivity });
+  const containers = new OllamaContainerService({ config, ollama, docker, state, catalog, health, logger });
+  const models = new ModelAdminService({ config, ollama, state, catalog, health, logger });
+  const gpu = new GpuService(() => containers.ollamaContainer());
+  return { metrics, queue, state, cache, catalog, warm, health, generation, structured, embeddings, jobs, waldus, passthrough, containers, models, gpu };
+}

@@ -1,0 +1,103 @@
+/**
+ * Writing streamed answers: headers at once (nginx and Cloudflare must not buffer them:
+ * `X-Accel-Buffering: no`), every chunk written as it comes, with back-pressure, and an error
+ * after the headers written as the stream's last frame in the surface's own framing.
+ */
+import { once } from 'node:events';
+import type { Readable } from 'node:stream';
+import type { Response } from 'express';
+import type { ProxyResponse } from '../../clients/ollama.types';
+import { errorBody, toAppError } from '../../middleware/error-handler';
+import { ndjsonFrame } from '../../wire/ndjson';
+
+export const NDJSON = 'application/x-ndjson; charset=utf-8';
+export const SSE = 'text/event-stream; charset=utf-8';
+
+export function startStream(res: Response, contentType: string): void {
+  res.status(200);
+  res.setHeader('Content-Type', contentType);
+  res.setHeader('Cache-Control', 'no-cache, no-transform');
+  res.setHeader('X-Accel-Buffering', 'no');
+  res.flushHeaders();
+  res.socket?.setNoDelay(true);
+}
+
+export function writeLine(res: Response, obj: unknown): void {
+  if (!res.writableEnded && !res.destroyed) res.write(ndjsonFrame(obj));
+}
+
+/** Ends a started stream with an error frame; the access line gets `streamError: code`. */
+export function endWithError(res: Response, code: string, frame: string): void {
+  if (!res.writableEnded && !res.destroyed) res.write(frame);
+  res.locals.log = { ...res.locals.log, streamError: code };
+  res.end();
+}
+
+/** Our own NDJSON streams (/v1, /admin) end with the common error body as their last line. */
+export function endWithErrorLine(res: Response, err: unknown, requestId: string): void {
+  const appErr = toAppError(err);
+  endWithError(res, appErr.code, ndjsonFrame(errorBody(appErr, requestId)));
+}
+
+/**
+ * Runs the body of a response whose headers are already out. A caller that left just gets the
+ * connection ended; any other failure is handed to `onError`, which writes the stream's last frame.
+ */
+export async function guardStream(res: Response, signal: AbortSignal, run: () => Promise<void>, onError: (err: unknown) => void): Promise<void> {
+  try {
+    await run();
+    if (!res.writableEnded) res.end();
+  } catch (err) {
+    if (signal.aborted) {
+      res.end();
+      return;
+    }
+    onError(err);
+  }
+}
+
+export interface Pumped {
+  /** The last byte written (so an error frame can start on a fresh line). */
+  lastByte?: number;
+  /** The last few KB of the stream as text (where the final NDJSON line / usage event is). */
+  tail: string;
+}
+
+const TAIL_BYTES = 4096;
+
+/**
+ * Copies `src` into `res` chunk by chunk (no buffering). Rejects with the source's error. Stops
+ * early, destroying the source (which frees the upstream request), when the caller went away.
+ * `progress.lastByte` and `progress.tail` are kept up to date as chunks pass.
+ */
+export async function pump(src: Readable, res: Response, progress: Pumped = { tail: '' }): Promise<Pumped> {
+  const gone = () => src.destroy();
+  res.once('close', gone);
+  try {
+    for await (const chunk of src) {
+      if (res.destroyed || res.writableEnded) break;
+      const buf: Buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
+      if (buf.length === 0) continue;
+      progress.lastByte = buf[buf.length - 1];
+      progress.tail = (progress.tail + buf.toString('utf8')).slice(-TAIL_BYTES);
+      if (!res.write(buf)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    }
+  } catch (err) {
+    // The caller left: nobody to tell, and not a failure of ours (the upstream is already aborted).
+    if (res.destroyed) return progress;
+    throw err;
+  } finally {
+    res.off('close', gone);
+    if (res.destroyed && !src.destroyed) src.destroy();
+  }
+  return progress;
+}
+
+/** A non-streamed upstream answer (or an upstream error) with its status and content type. */
+export async function sendUpstream(res: Response, up: ProxyResponse): Promise<void> {
+  res.status(up.status);
+  if (up.headers['content-type']) res.setHeader('Content-Type', up.headers['content-type']);
+  if (up.headers.allow) res.setHeader('Allow', up.headers.allow);
+  await pump(up.body, res);
+  res.end();
+}
