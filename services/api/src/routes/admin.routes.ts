@@ -12,7 +12,7 @@ import type { Actor } from '../services/admin-audit';
 import type { ModelAdminService, PullLine } from '../services/model-admin.service';
 import type { OllamaContainerService } from '../services/ollama-container.service';
 import { modelName } from './support/schemas';
-import { endWithErrorLine, guardStream, NDJSON, startStream, writeLine } from './support/streams';
+import { endWithErrorLine, NDJSON, runStream, writeLine } from './support/streams';
 
 const pullBody = Joi.object({
   model: modelName,
@@ -64,9 +64,9 @@ export function adminRoutes(containers: OllamaContainerService, models: ModelAdm
     }
 
     // Headers at once: a pull of a big model is silent for a while before its first progress.
-    startStream(res, NDJSON);
-    await guardStream(
+    await runStream(
       res,
+      NDJSON,
       signal,
       async () => {
         for await (const p of progress) writeLine(res, p);

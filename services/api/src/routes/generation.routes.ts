@@ -10,7 +10,7 @@ import type { Metrics } from '../services/metrics';
 import type { ResponseCache } from '../services/response-cache';
 import { respond } from './support/respond';
 import { formatSchema, imageSchema, messageSchema, modelName, optionsSchema, stripDataUrl } from './support/schemas';
-import { endWithErrorLine, guardStream, NDJSON, startStream, writeLine } from './support/streams';
+import { endWithErrorLine, NDJSON, runStream, writeLine } from './support/streams';
 
 const asyncFlag = Joi.boolean()
   .default(false)
@@ -70,8 +70,7 @@ export function generationRoutes(generation: GenerationService, jobs: JobStore, 
     const model = admission.model;
     res.locals.log = { model, queuePosition: admission.ticket.position, stream: true };
     const events = generation.run(admission, genReq, signal, logQueueWait(res));
-    startStream(res, NDJSON);
-    await guardStream(res, signal, async () => {
+    await runStream(res, NDJSON, signal, async () => {
       for await (const ev of events) {
         if (ev.type === 'delta') {
           const line: Record<string, unknown> = { model, ...shape(genReq, ev.text), done: false };

@@ -24,7 +24,7 @@ import { upstreamErrorText } from '../wire/lines';
 import { collectNdjson, ndjsonFrame } from '../wire/ndjson';
 import { relay, sendCollected } from './support/relay';
 import { inferenceBody, manageBody, passthrough, progressBody, showBody } from './support/schemas';
-import { endWithError, guardStream, NDJSON, pump, sendUpstream, startStream, type Pumped } from './support/streams';
+import { endWithError, NDJSON, pump, runStream, sendUpstream } from './support/streams';
 
 /** Ends a started NDJSON stream with an `{"error"}` line, as Ollama does (on a fresh line). */
 function endWithErrorLine(res: Response, err: unknown, lastByte: number | undefined): void {
@@ -90,14 +90,8 @@ export function ollamaNativeRoutes(svc: PassthroughService, auth: Config['auth']
     }
 
     // Admitted: headers now, the wait for the slot and the model load happen inside the stream.
-    startStream(res, NDJSON);
-    const progress: Pumped = { tail: '' };
-    await guardStream(
-      res,
-      signal,
-      () => relay(res, svc, admission, call, signal, onSlot, progress, (text, status) => endWithError(res, 'UPSTREAM', ndjsonFrame({ error: upstreamErrorText(text, status) }))),
-      (err) => endWithErrorLine(res, err, progress.lastByte),
-    );
+    const upstreamError = (text: string, status: number) => endWithError(res, 'UPSTREAM', ndjsonFrame({ error: upstreamErrorText(text, status) }));
+    await runStream(res, NDJSON, signal, (progress) => relay(res, svc, admission, call, signal, onSlot, progress, upstreamError), (err, lastByte) => endWithErrorLine(res, err, lastByte));
   }
 
   const checked = validate({ body: inferenceBody }, passthrough);
@@ -125,15 +119,14 @@ export function ollamaNativeRoutes(svc: PassthroughService, auth: Config['auth']
       else res.json(r.value);
       return;
     }
-    startStream(res, NDJSON);
-    const progressed: Pumped = { tail: '' };
-    await guardStream(
+    await runStream(
       res,
+      NDJSON,
       signal,
-      async () => {
+      async (progressed) => {
         await pump(up.body, res, progressed);
       },
-      (err) => endWithErrorLine(res, err, progressed.lastByte),
+      (err, lastByte) => endWithErrorLine(res, err, lastByte),
     );
   }
 

@@ -26,7 +26,7 @@ import { collectable, openaiLane, type OpenaiInference, type PassthroughService 
 import { collectChatCompletion, openaiUpstreamError, sseFrame } from '../wire/openai-sse';
 import { relay, sendCollected } from './support/relay';
 import { inferenceBody, passthrough } from './support/schemas';
-import { endWithError, guardStream, sendUpstream, SSE, startStream, type Pumped } from './support/streams';
+import { endWithError, runStream, sendUpstream, SSE } from './support/streams';
 
 /** Ends a started SSE stream with a final `data: {"error":…}` event (on a fresh line). */
 function endWithErrorEvent(res: Response, err: unknown, lastByte: number | undefined): void {
@@ -73,14 +73,8 @@ export function openaiRoutes(svc: PassthroughService): Router {
     }
 
     // Admitted: headers now; the wait for the slot and a cold load happen inside the stream.
-    startStream(res, SSE);
-    const progress: Pumped = { tail: '' };
-    await guardStream(
-      res,
-      signal,
-      () => relay(res, svc, admission, call, signal, onSlot, progress, (text, status) => res.write(sseFrame(openaiUpstreamError(text, status)))),
-      (err) => endWithErrorEvent(res, err, progress.lastByte),
-    );
+    const upstreamError = (text: string, status: number) => res.write(sseFrame(openaiUpstreamError(text, status)));
+    await runStream(res, SSE, signal, (progress) => relay(res, svc, admission, call, signal, onSlot, progress, upstreamError), (err, lastByte) => endWithErrorEvent(res, err, lastByte));
   }
 
   const checked = validate({ body: inferenceBody }, passthrough);

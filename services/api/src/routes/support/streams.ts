@@ -13,7 +13,7 @@ import { ndjsonFrame } from '../../wire/ndjson';
 export const NDJSON = 'application/x-ndjson; charset=utf-8';
 export const SSE = 'text/event-stream; charset=utf-8';
 
-export function startStream(res: Response, contentType: string): void {
+function startStream(res: Response, contentType: string): void {
   res.status(200);
   res.setHeader('Content-Type', contentType);
   res.setHeader('Cache-Control', 'no-cache, no-transform');
@@ -43,7 +43,7 @@ export function endWithErrorLine(res: Response, err: unknown, requestId: string)
  * Runs the body of a response whose headers are already out. A caller that left just gets the
  * connection ended; any other failure is handed to `onError`, which writes the stream's last frame.
  */
-export async function guardStream(res: Response, signal: AbortSignal, run: () => Promise<void>, onError: (err: unknown) => void): Promise<void> {
+async function guardStream(res: Response, signal: AbortSignal, run: () => Promise<void>, onError: (err: unknown) => void): Promise<void> {
   try {
     await run();
     if (!res.writableEnded) res.end();
@@ -54,6 +54,27 @@ export async function guardStream(res: Response, signal: AbortSignal, run: () =>
     }
     onError(err);
   }
+}
+
+/**
+ * Starts a stream now (headers out) and runs `run` inside it; a failure after that is written by
+ * `onError` as the stream's last frame, starting on a fresh line after whatever `run` wrote.
+ */
+export async function runStream(
+  res: Response,
+  contentType: string,
+  signal: AbortSignal,
+  run: (progress: Pumped) => Promise<void>,
+  onError: (err: unknown, lastByte: number | undefined) => void,
+): Promise<void> {
+  startStream(res, contentType);
+  const progress: Pumped = { tail: '' };
+  await guardStream(
+    res,
+    signal,
+    () => run(progress),
+    (err) => onError(err, progress.lastByte),
+  );
 }
 
 export interface Pumped {
