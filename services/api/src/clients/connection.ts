@@ -60,26 +60,19 @@ function agentOptions(connectTimeoutMs: number): http.AgentOptions {
   return { keepAlive: true, maxSockets: 64, keepAliveMsecs: 10_000, timeout: IDLE_SOCKET_MS, lookup: createLookup(connectTimeoutMs) } as http.AgentOptions;
 }
 
-class BoundedHttpAgent extends http.Agent {
-  constructor(private readonly connectTimeoutMs: number) {
-    super(agentOptions(connectTimeoutMs));
-  }
-  override createConnection(options: net.NetConnectOpts, cb?: (err: Error | null, socket: Duplex) => void): Duplex {
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    return withConnectTimeout((http.Agent.prototype as any).createConnection.call(this, options, cb) as Duplex, this.connectTimeoutMs);
-  }
-}
-
-class BoundedHttpsAgent extends https.Agent {
-  constructor(private readonly connectTimeoutMs: number) {
-    super(agentOptions(connectTimeoutMs));
-  }
-  override createConnection(options: net.NetConnectOpts, cb?: (err: Error | null, socket: Duplex) => void): Duplex {
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    return withConnectTimeout((https.Agent.prototype as any).createConnection.call(this, options, cb) as Duplex, this.connectTimeoutMs);
-  }
+/** The agent's sockets get the connect timeout (an agent creates each socket through createConnection). */
+function withBoundedConnect<T extends http.Agent>(agent: T, connectTimeoutMs: number): T {
+  const create = agent.createConnection.bind(agent);
+  agent.createConnection = (options: http.ClientRequestArgs, cb?: (err: Error | null, socket: Duplex) => void) => {
+    const socket = create(options, cb);
+    return socket && withConnectTimeout(socket, connectTimeoutMs);
+  };
+  return agent;
 }
 
 export function createAgents(connectTimeoutMs: number): { httpAgent: http.Agent; httpsAgent: https.Agent } {
-  return { httpAgent: new BoundedHttpAgent(connectTimeoutMs), httpsAgent: new BoundedHttpsAgent(connectTimeoutMs) };
+  return {
+    httpAgent: withBoundedConnect(new http.Agent(agentOptions(connectTimeoutMs)), connectTimeoutMs),
+    httpsAgent: withBoundedConnect(new https.Agent(agentOptions(connectTimeoutMs)), connectTimeoutMs),
+  };
 }

@@ -29,7 +29,7 @@ export function createProxy(http_: AxiosInstance, baseUrl: string): (r: ProxyReq
         decompress: false,
         signal: deadline.controller.signal,
         timeout: 0, // the Deadline bounds the wait instead (a cold load sends no byte for a while)
-        // A byte stream cannot be replayed; a JSON body keeps the dead-pooled-socket retry.
+        // A byte stream cannot be replayed; a JSON body keeps the dead-pooled-socket retry (ollama.client.ts).
         ...(raw ? { 'axios-retry': { retries: 0 } } : {}),
       });
     } catch (err) {

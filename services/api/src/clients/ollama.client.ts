@@ -6,7 +6,9 @@
  * - Generation always streams upstream (even for stream:false callers), so no byte-less wait is
  *   bounded by anything but our own first-chunk/idle timers (undici/Cloudflare limits never bite).
  * - Retries (axios-retry, exponential backoff with jitter): idempotent GETs on network errors and
- *   5xx; a POST only when the connection was reset before any response (a stale pooled socket).
+ *   5xx; a POST only when a reused pooled socket was reset before any response (the keep-alive
+ *   race Node's http docs describe: Ollama closed the idle socket as we wrote on it). A generation
+ *   that got any answer, 5xx included, is never sent again.
  *   Connection refused is never retried: Ollama is down, and callers must be able to fall back fast.
  *   shouldResetTimeout: true — each retry gets the full request timeout again.
  */
@@ -81,8 +83,9 @@ export function createOllamaClient(opts: OllamaClientOptions): OllamaClient {
         // A 5xx reaches here only from getJson's GETs (see RETRY_5XX); everything else takes any status.
         return isNetworkError(err) || err.code === 'ECONNRESET' || (err.response?.status ?? 0) >= 500;
       }
-      // A POST is retried only when the pooled socket was dead before any response came back.
-      return !err.response && err.code === 'ECONNRESET';
+      // A POST is retried only when a reused pooled socket was dead before any response came back.
+      const reused = Boolean((err.request as { reusedSocket?: boolean } | undefined)?.reusedSocket);
+      return reused && !err.response && err.code === 'ECONNRESET';
     },
   });
 

@@ -1,7 +1,7 @@
 /**
  * HTTP basic auth (express-basic-auth: timing-safe comparison of user and password, per its
- * README's "Timing attacks" section), the admin gate and who may read /metrics. When AUTH_USERS is empty, auth is off
- * (main.ts warns loudly) and admin routes are closed, never open.
+ * README's "Timing attacks" section), the admin gate and who may read /metrics. When AUTH_USERS
+ * is empty, auth is off (main.ts warns loudly) and admin routes and /metrics are closed, never open.
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import basicAuth from 'express-basic-auth';

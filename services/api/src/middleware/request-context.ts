@@ -12,7 +12,7 @@ import type { Metrics } from '../services/metrics';
 const SANE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
+  // eslint-disable-next-line @typescript-eslint/no-namespace -- Express's request types are extended by merging into its global namespace
   namespace Express {
     interface Request {
       id: string;

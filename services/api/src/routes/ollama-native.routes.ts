@@ -4,7 +4,7 @@
  * what differs from talking to Ollama directly:
  * - generate, chat, embed and embeddings go through the GPU queue like /v1 (refused at once with
  *   503 when it is full), with alias resolution, the installed-model check, pinned runner options
- *   (num_ctx = NUM_CTX; others dropped) and OLLAMA_KEEP_ALIVE when the caller sent no keep_alive;
+ *   (num_ctx = NUM_CTX; others dropped) and OLLAMA_KEEP_ALIVE (an admin's own keep_alive is kept);
  * - a streamed answer starts (200, headers) as soon as it is admitted, so a caller behind
  *   Cloudflare sees bytes while it waits for the GPU or a cold load; an error after that is the
  *   stream's last line `{"error":"..."}`, as Ollama itself does mid-stream (ollama-js throws it);

@@ -13,8 +13,9 @@
  * is admitted and passes through unbuffered; an error after that is a final `data: {"error":…}`
  * event, which openai-node raises as an APIError. A non-streamed chat completion is streamed from
  * Ollama and collected here (so a long answer is bounded by the gap between tokens, not by
- * MODEL_TIMEOUTS for the whole answer), unless it asks for logprobs or n > 1. Our own errors use OpenAI's error shape with our
- * code (see middleware/surface-errors.ts); Ollama's own errors pass through with their status and body.
+ * MODEL_TIMEOUTS for the whole answer), unless it asks for logprobs or n > 1. Our own errors use
+ * OpenAI's error shape with our code (see middleware/surface-errors.ts); Ollama's own errors pass
+ * through with their status and body.
  * Ollama's /v1 takes no runner options: its context size is OLLAMA_CONTEXT_LENGTH, which the
  * compose file sets to NUM_CTX so both surfaces share one loaded runner.
  */

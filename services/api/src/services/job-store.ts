@@ -3,7 +3,7 @@
  * 100 s (HTTP 524), so a caller may send `"async": true`, get 202 {job_id}, and poll.
  *
  * Jobs live in this process's memory only: bounded in number (JOBS_MAX), kept JOBS_TTL_S after
- * they end, and lost when the API restarts (README says so). A job is readable by the user who
+ * they end, and lost when the API restarts. A job is readable by the user who
  * made it (and admins); ids are random UUIDs.
  */
 import { randomUUID } from 'node:crypto';

@@ -1,6 +1,6 @@
 /**
  * Prometheus metrics (prom-client: the standard Node client, with correct histogram and text
- * exposition handling that is not worth rewriting). One registry per app, so tests stay isolated.
+ * exposition handling that is not worth rewriting). One registry per Metrics (one per createServices), so tests stay isolated.
  * Also keeps the short in-memory history the status page shows (recent errors, request rate).
  */
 import client from 'prom-client';

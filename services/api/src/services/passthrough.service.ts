@@ -2,7 +2,8 @@
  * The standard client surfaces (/ollama → Ollama /api, /openai/v1 → Ollama /v1): Ollama's own
  * wire format passes through, but every inference call takes the same path as /v1/generate —
  * restart check, alias resolution, installed-model check, the GPU queue (the slot is held until the
- * upstream body is finished or abandoned), per-model timeouts — and runner options are pinned.
+ * upstream body is finished or abandoned), per-model timeouts — and the native surface's runner
+ * options are pinned.
  */
 import { finished } from 'node:stream';
 import type { Config } from '../config';

@@ -1,5 +1,5 @@
 /**
- * Structured output: an answer guaranteed valid against a JSON Schema (ajv, draft 2020-12/07 keywords).
+ * Structured output: an answer guaranteed valid against a JSON Schema (ajv, JSON Schema draft-07).
  * The schema goes to Ollama as `format` AND into the system prompt (models ignore `format` at
  * times); the answer is parsed tolerantly (code fences, prose around the JSON); an invalid answer
  * gets a bounded corrective retry that tells the model what was wrong.
