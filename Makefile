@@ -54,7 +54,7 @@ bench: ## gateway overhead vs the upstream, streaming, memory, overload (~2 min;
 test: test-api test-infra test-stack ## every test of the repo
 
 test-api: ## the API's own tests (jest)
-	cd services/api && npm ci --no-audit --no-fund && npx jest
+	cd services/api && npm ci --no-audit --no-fund && npm run lint && npx jest
 
 test-infra: ## compose files, nginx config, and the local stack through real nginx
 	cd services/api && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build

@@ -57,7 +57,7 @@ export function withConnectTimeout<T extends Duplex>(socket: T, timeoutMs: numbe
 
 /** Agent options; `lookup` is passed on to net.connect for every new socket. */
 function agentOptions(connectTimeoutMs: number): http.AgentOptions {
-  return { keepAlive: true, maxSockets: 64, keepAliveMsecs: 10_000, timeout: IDLE_SOCKET_MS, lookup: createLookup(connectTimeoutMs) } as http.AgentOptions;
+  return { keepAlive: true, maxSockets: 64, keepAliveMsecs: 10_000, timeout: IDLE_SOCKET_MS, lookup: createLookup(connectTimeoutMs) };
 }
 
 /** The agent's sockets get the connect timeout (an agent creates each socket through createConnection). */

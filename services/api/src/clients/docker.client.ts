@@ -53,8 +53,8 @@ interface ModemError {
 
 function engineMessage(e: ModemError): string {
   const j = e.json;
-  if (j && typeof j === 'object' && 'message' in j && typeof (j as { message: unknown }).message === 'string') {
-    return (j as { message: string }).message;
+  if (j && typeof j === 'object' && 'message' in j && typeof j.message === 'string') {
+    return j.message;
   }
   if (Buffer.isBuffer(j)) return j.toString('utf8').trim().slice(0, 300);
   if (typeof j === 'string') return j.trim().slice(0, 300);
@@ -225,7 +225,7 @@ export function createDockerClient(opts: DockerClientOptions): DockerClient {
           stream.on('error', reject);
           abortSignal.addEventListener('abort', () => {
             stream.destroy();
-            reject(abortSignal.reason);
+            reject(abortSignal.reason instanceof Error ? abortSignal.reason : new Error('aborted'));
           });
         });
         const info = await exec.inspect({ abortSignal });

@@ -42,8 +42,9 @@ export function requestContext(logger: Logger, metrics?: Metrics) {
       // A route pattern (bounded label set) for metrics; the raw path only in the log.
       // Express resets req.baseUrl when a router is left (an error goes to the app's handler), so
       // the mount path is remembered on the way in (rememberMount).
-      const base = (res.locals.mount as string | undefined) ?? req.baseUrl;
-      const pattern = req.route?.path ? `${base}${String(req.route.path)}` : 'unmatched';
+      const base = res.locals.mount ?? req.baseUrl;
+      const routePath = (req.route as { path?: string } | undefined)?.path;
+      const pattern = routePath ? `${base}${routePath}` : 'unmatched';
       const errorCode = (res.locals.log?.errorCode ?? res.locals.log?.streamError) as string | undefined;
       if (metrics) {
         metrics.request(pattern, req.method, res.statusCode, durationMs / 1000);
@@ -52,7 +53,7 @@ export function requestContext(logger: Logger, metrics?: Metrics) {
       }
       req.log.info('request', {
         method: req.method,
-        route: req.route?.path ? pattern : req.path,
+        route: routePath ? pattern : req.path,
         status: res.statusCode,
         durationMs: Math.round(durationMs * 10) / 10,
         aborted: !res.writableFinished,

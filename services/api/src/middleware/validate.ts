@@ -30,7 +30,9 @@ export function validate(schemas: Partial<Record<Part, Joi.Schema>>, opts: Valid
   return (req: Request, _res: Response, next: NextFunction): void => {
     const problems: FieldProblem[] = [];
     for (const part of Object.keys(schemas) as Part[]) {
-      const { value, error } = schemas[part]!.validate(req[part], { abortEarly: Boolean(pass), convert: true, errors: { wrap: { label: false } } });
+      const result = schemas[part]!.validate(req[part], { abortEarly: Boolean(pass), convert: true, errors: { wrap: { label: false } } });
+      const value: unknown = result.value;
+      const error = result.error;
       if (error) {
         for (const d of error.details) problems.push({ field: [part, ...d.path].join('.'), message: d.message });
       } else if (pass) {

@@ -51,12 +51,13 @@ export function adminRoutes(containers: OllamaContainerService, models: ModelAdm
   });
 
   router.post('/models/pull', validate({ body: pullBody }), async (req, res) => {
-    const model: string = req.body.model ?? req.body.name;
+    const b = req.body as { model?: string; name?: string; stream: boolean };
+    const model = (b.model ?? b.name) as string; // joi: one of them is given
     const signal = clientGone(res);
     const progress = models.pull(actorOf(req), model, signal); // throws OLLAMA_RESTARTING before any byte
     res.locals.log = { model };
 
-    if (!req.body.stream) {
+    if (!b.stream) {
       let last: PullLine | undefined;
       for await (const p of progress) last = p;
       res.json({ model, status: last?.status ?? 'success' });

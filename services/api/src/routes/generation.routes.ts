@@ -2,7 +2,7 @@
 import { Router, type Request, type Response } from 'express';
 import Joi from 'joi';
 import type { OllamaMessage } from '../clients/ollama.types';
-import { collect, type Admission, type GenerationService, type GenRequest } from '../services/generation.service';
+import { collect, type Admission, type ChatInput, type GenerateInput, type GenerationService, type GenRequest } from '../services/generation.service';
 import { clientGone, logQueueWait } from '../middleware/request-context';
 import { validate } from '../middleware/validate';
 import type { JobStore } from '../services/job-store';
@@ -36,6 +36,16 @@ const chatBody = Joi.object({
   stream: Joi.boolean().default(false),
   async: asyncFlag,
 }).required();
+
+/** The bodies as validated (joi applied defaults). */
+interface GenerateBody extends GenerateInput {
+  model?: string;
+  stream: boolean;
+}
+interface ChatBody extends ChatInput {
+  model?: string;
+  stream: boolean;
+}
 
 export function generationRoutes(generation: GenerationService, jobs: JobStore, cache: ResponseCache, metrics?: Metrics): Router {
   const router = Router();
@@ -86,7 +96,7 @@ export function generationRoutes(generation: GenerationService, jobs: JobStore, 
   }
 
   async function serve(req: Request, res: Response, genReq: GenRequest, requestedModel: string | undefined, hasImages: boolean) {
-    if (req.body.stream) return stream(req, res, genReq, requestedModel, hasImages);
+    if ((req.body as { stream: boolean }).stream) return stream(req, res, genReq, requestedModel, hasImages);
     const kind = hasImages ? 'vision' : 'chat';
     const parts = generation.cacheParts(requestedModel, kind, genReq);
     await respond(
@@ -104,14 +114,14 @@ export function generationRoutes(generation: GenerationService, jobs: JobStore, 
   }
 
   router.post('/generate', validate({ body: generateBody }), async (req, res) => {
-    const b = req.body;
+    const b = req.body as GenerateBody;
     const images = b.images?.map(stripDataUrl);
     await serve(req, res, { kind: 'generate', input: { prompt: b.prompt, system: b.system || undefined, images, options: b.options, format: b.format } }, b.model, Boolean(images?.length));
   });
 
   router.post('/chat', validate({ body: chatBody }), async (req, res) => {
-    const b = req.body;
-    const messages: OllamaMessage[] = b.messages.map((m: OllamaMessage) => (m.images ? { ...m, images: m.images.map(stripDataUrl) } : m));
+    const b = req.body as ChatBody;
+    const messages: OllamaMessage[] = b.messages.map((m) => (m.images ? { ...m, images: m.images.map(stripDataUrl) } : m));
     const hasImages = messages.some((m) => m.images?.length);
     await serve(req, res, { kind: 'chat', input: { messages, options: b.options, format: b.format, tools: b.tools } }, b.model, hasImages);
   });

@@ -7,7 +7,7 @@ import type { EmbeddingService } from '../services/embedding.service';
 import type { JobStore } from '../services/job-store';
 import type { Metrics } from '../services/metrics';
 import type { ResponseCache } from '../services/response-cache';
-import type { StructuredService } from '../services/structured.service';
+import type { StructuredInput, StructuredService } from '../services/structured.service';
 import { cachedJson } from './support/cached-json';
 import { respond } from './support/respond';
 import { messageSchema, modelName, optionsSchema } from './support/schemas';
@@ -34,7 +34,7 @@ export function inferenceRoutes(structured: StructuredService, embeddings: Embed
 
   router.post('/structured', validate({ body: structuredBody }), async (req, res) => {
     await respond(req, res, jobs, 'structured', async (signal, onRunning) => {
-      const produce = await structured.prepare(req.body, signal, onRunning);
+      const produce = await structured.prepare(req.body as StructuredInput, signal, onRunning);
       return async () => {
         const r = await produce();
         res.locals.log = { model: r.model, attempts: r.attempts, tokens: r.usage.completion_tokens };
@@ -44,9 +44,10 @@ export function inferenceRoutes(structured: StructuredService, embeddings: Embed
   });
 
   router.post('/embeddings', validate({ body: embeddingsBody }), async (req, res) => {
-    const parts = embeddings.cacheParts(req.body.model, req.body.input);
+    const b = req.body as { input: string | string[]; model?: string };
+    const parts = embeddings.cacheParts(b.model, b.input);
     await cachedJson(req, res, { cache, metrics, kind: 'embeddings', parts }, async () => {
-      const r = await embeddings.embed(req.body.input, req.body.model, clientGone(res));
+      const r = await embeddings.embed(b.input, b.model, clientGone(res));
       res.locals.log = { model: r.model, inputs: r.embeddings.length };
       return r;
     });

@@ -85,7 +85,7 @@ export function ollamaNativeRoutes(svc: PassthroughService, auth: Config['auth']
         await sendUpstream(res, up);
         return;
       }
-      sendCollected(res, svc, admission.model, await collectNdjson(kind as 'generate' | 'chat', up.body));
+      sendCollected(res, svc, admission.model, await collectNdjson(kind, up.body));
       return;
     }
 

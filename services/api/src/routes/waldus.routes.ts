@@ -3,7 +3,7 @@ import { Router } from 'express';
 import Joi from 'joi';
 import { validate } from '../middleware/validate';
 import type { JobStore } from '../services/job-store';
-import type { WaldusService } from '../services/waldus.service';
+import type { CompleteInput, DescribeInput, TranslateInput, WaldusService } from '../services/waldus.service';
 import { respond } from './support/respond';
 import { imageSchema, modelName, stripDataUrl } from './support/schemas';
 
@@ -40,16 +40,17 @@ export function waldusRoutes(waldus: WaldusService, jobs: JobStore): Router {
   const router = Router();
 
   router.post('/complete', validate({ body: completeBody }), async (req, res) => {
-    await respond(req, res, jobs, 'complete', (signal, onRunning) => waldus.prepareComplete(req.body, signal, onRunning));
+    await respond(req, res, jobs, 'complete', (signal, onRunning) => waldus.prepareComplete(req.body as CompleteInput, signal, onRunning));
   });
 
   router.post('/images/describe', validate({ body: describeBody }), async (req, res) => {
-    const body = { ...req.body, image_base64: req.body.image_base64 ? stripDataUrl(req.body.image_base64) : undefined };
+    const b = req.body as DescribeInput;
+    const body = { ...b, image_base64: b.image_base64 ? stripDataUrl(b.image_base64) : undefined };
     await respond(req, res, jobs, 'describe', (signal, onRunning) => waldus.prepareDescribe(body, signal, onRunning));
   });
 
   router.post('/translate', validate({ body: translateBody }), async (req, res) => {
-    await respond(req, res, jobs, 'translate', (signal, onRunning) => waldus.prepareTranslate(req.body, signal, onRunning));
+    await respond(req, res, jobs, 'translate', (signal, onRunning) => waldus.prepareTranslate(req.body as TranslateInput, signal, onRunning));
   });
 
   return router;

@@ -67,31 +67,34 @@ export class ModelAdminService {
       // Ollama is silent while it verifies a multi-GB blob: allow more between two lines.
       idleTimeoutMs: Math.max(o.requestTimeoutS, 300) * 1000,
     };
-    const self = this;
-    return (async function* () {
-      let outcome = 'ok';
-      let last: string | undefined;
-      try {
-        for await (const p of self.deps.ollama.pull(model, timeouts)) {
-          last = p.status;
-          yield withPercent(p);
-        }
-        if (last !== 'success') {
-          throw new AppError('PULL_FAILED', 502, `The pull of '${model}' ended without success (last status: ${last ?? 'none'})`, {
-            hint: 'Retry the pull; see the ollama logs (`make logs`).',
-          });
-        }
-      } catch (err) {
-        const mapped = self.pullError(model, err);
-        outcome = signal?.aborted ? 'aborted' : outcomeOf(mapped);
-        throw mapped;
-      } finally {
-        // Also when the caller stopped reading (generator return): the pull was cancelled.
-        if (outcome === 'ok' && last !== 'success') outcome = 'aborted';
-        self.invalidate();
-        self.audit.write(actor, 'model.pull', model, outcome, started);
+    return this.pullProgress(actor, model, started, timeouts);
+  }
+
+  /** The pull's progress stream (a generator: it runs as the caller reads it). */
+  private async *pullProgress(actor: Actor, model: string, started: number, timeouts: StreamCallOptions): AsyncGenerator<PullLine> {
+    const signal = timeouts.signal;
+    let outcome = 'ok';
+    let last: string | undefined;
+    try {
+      for await (const p of this.deps.ollama.pull(model, timeouts)) {
+        last = p.status;
+        yield withPercent(p);
       }
-    })();
+      if (last !== 'success') {
+        throw new AppError('PULL_FAILED', 502, `The pull of '${model}' ended without success (last status: ${last ?? 'none'})`, {
+          hint: 'Retry the pull; see the ollama logs (`make logs`).',
+        });
+      }
+    } catch (err) {
+      const mapped = this.pullError(model, err);
+      outcome = signal?.aborted ? 'aborted' : outcomeOf(mapped);
+      throw mapped;
+    } finally {
+      // Also when the caller stopped reading (generator return): the pull was cancelled.
+      if (outcome === 'ok' && last !== 'success') outcome = 'aborted';
+      this.invalidate();
+      this.audit.write(actor, 'model.pull', model, outcome, started);
+    }
   }
 
   /** DELETE /admin/models/:name. */

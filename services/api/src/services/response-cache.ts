@@ -30,7 +30,7 @@ export class ResponseCache {
     return createHash('sha256').update(canonicalJson(parts)).digest('hex');
   }
 
-  get(key: string): unknown | undefined {
+  get(key: string): unknown {
     const e = this.entries.get(key);
     if (!e) return undefined;
     if (e.expires <= this.now()) {

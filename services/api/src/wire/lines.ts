@@ -61,7 +61,7 @@ export function errorText(body: string): string {
   try {
     const parsed = JSON.parse(body) as { error?: unknown };
     if (typeof parsed.error === 'string') return parsed.error;
-    if (parsed.error && typeof parsed.error === 'object' && 'message' in parsed.error) return String((parsed.error as { message: unknown }).message);
+    if (parsed.error && typeof parsed.error === 'object' && 'message' in parsed.error) return String(parsed.error.message);
   } catch {
     /* not JSON: use the text */
   }

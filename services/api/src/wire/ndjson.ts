@@ -46,7 +46,7 @@ export async function collectNdjson(kind: 'generate' | 'chat' | 'progress', body
       const m = (obj.message ?? {}) as Record<string, unknown>;
       content += typeof m.content === 'string' ? m.content : '';
       thinking += typeof m.thinking === 'string' ? m.thinking : '';
-      if (Array.isArray(m.tool_calls)) toolCalls.push(...m.tool_calls);
+      if (Array.isArray(m.tool_calls)) toolCalls.push(...(m.tool_calls as unknown[]));
     }
     last = obj;
     return undefined;

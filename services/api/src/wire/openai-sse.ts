@@ -82,6 +82,11 @@ export async function collectChatCompletion(body: Readable): Promise<CollectedSt
   };
 }
 
+/** A piece of a tool call's arguments (a string on the wire). */
+function argumentsText(v: unknown): string {
+  return v === undefined || v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v);
+}
+
 /** A tool call arrives in pieces: the first names it, later ones add to its arguments. */
 function mergeToolCall(toolCalls: Array<Record<string, unknown>>, tc: Record<string, unknown>): void {
   const i = typeof tc.index === 'number' ? tc.index : toolCalls.length;
@@ -92,5 +97,5 @@ function mergeToolCall(toolCalls: Array<Record<string, unknown>>, tc: Record<str
   }
   const fn = (prev.function ?? {}) as Record<string, unknown>;
   const more = (tc.function ?? {}) as Record<string, unknown>;
-  prev.function = { ...fn, arguments: `${String(fn.arguments ?? '')}${String(more.arguments ?? '')}` };
+  prev.function = { ...fn, arguments: `${argumentsText(fn.arguments)}${argumentsText(more.arguments)}` };
 }

@@ -522,7 +522,8 @@ export class FakeOllama {
 
   // --- control API ---------------------------------------------------------------------------
 
-  setBehaviour(model: string | '*', b: Behaviour): void {
+  /** `model` '*' sets the behaviour of every model. */
+  setBehaviour(model: string, b: Behaviour): void {
     this.behaviours.set(model === '*' ? '*' : normalizeName(model), b);
   }
 
@@ -1299,7 +1300,7 @@ export class FakeOllama {
     const st = this.findModel(name);
     if (!st) throw new HttpError(404, `model '${name}' not found`);
     const enc = body.encoding_format ?? 'float';
-    if (enc !== 'float' && enc !== 'base64') throw new HttpError(400, `invalid encoding format: ${goQuote(String(enc))}`);
+    if (enc !== 'float' && enc !== 'base64') throw new HttpError(400, `invalid encoding format: ${goQuote(typeof enc === 'string' ? enc : JSON.stringify(enc))}`);
     await this.embedCommon(ctx, st, undefined, DEFAULT_NUM_CTX);
     const vectors = this.embedVectors(st, inputs, body.dimensions);
     const promptTokens = inputs.reduce((a, t) => a + Math.max(1, countWords(t)), 0);

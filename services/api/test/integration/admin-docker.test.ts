@@ -117,7 +117,6 @@ describe('admin container routes against podman', () => {
     expect(res.body.downtimeMs).toBeLessThan(res.body.restartMs + standin.startDelayS * 1000 + 2500);
     expect(state.restarting).toBe(false);
     expect(audits()).toEqual([expect.objectContaining({ user: 'admin', action: 'ollama.restart', target: standin.name, outcome: 'ok' })]);
-    // eslint-disable-next-line no-console
     console.log(`restart: downtime ${res.body.downtimeMs} ms (docker restart ${res.body.restartMs} ms, stand-in start delay ${standin.startDelayS * 1000} ms)`);
   });
 

@@ -23,7 +23,7 @@ export interface AdminApp {
   state: OllamaState;
   /** Parsed JSON log lines. */
   logs: Array<Record<string, unknown>>;
-  audits(): Array<Record<string, unknown>>;
+  audits: () => Array<Record<string, unknown>>;
 }
 
 function capture(lines: Array<Record<string, unknown>>): Logger {

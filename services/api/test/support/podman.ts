@@ -132,7 +132,7 @@ export async function ensureStandinImage(): Promise<string> {
     copyFileSync(busybox, path.join(root, 'bin', 'busybox'));
     for (const applet of ['sh', 'sleep', 'httpd', 'wget', 'mkdir', 'cat', 'echo']) symlinkSync('busybox', path.join(root, 'bin', applet));
     const tar = spawn('tar', ['-C', root, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await podman(['import', '-', STANDIN_IMAGE], { input: tar.stdout! });
+    await podman(['import', '-', STANDIN_IMAGE], { input: tar.stdout });
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

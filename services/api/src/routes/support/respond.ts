@@ -13,7 +13,7 @@ import { clientGone } from '../../middleware/request-context';
 export type Admit = (signal: AbortSignal, onRunning: () => void) => Promise<() => Promise<unknown>>;
 
 export async function respond(req: Request, res: Response, jobs: JobStore, kind: string, admit: Admit, cache?: CacheContext): Promise<void> {
-  if (req.body?.async !== true) {
+  if ((req.body as { async?: unknown } | undefined)?.async !== true) {
     const signal = clientGone(res);
     const run = async () => (await admit(signal, () => undefined))();
     if (cache) await cachedJson(req, res, cache, run);
