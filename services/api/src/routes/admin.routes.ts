@@ -8,7 +8,7 @@ import Joi from 'joi';
 import { userOf } from '../middleware/auth';
 import { clientGone } from '../middleware/request-context';
 import { joinWildcard, validate } from '../middleware/validate';
-import type { Actor } from '../services/admin-audit';
+import type { Actor } from '../services/audit-log';
 import type { ModelAdminService, PullLine } from '../services/model-admin.service';
 import type { OllamaContainerService } from '../services/ollama-container.service';
 import { modelName } from './support/schemas';

@@ -6,7 +6,7 @@ import type { Config } from '../config';
 import type { OllamaClient, OllamaPullProgress, StreamCallOptions } from '../clients/ollama.types';
 import { AppError } from '../errors';
 import type { Logger } from '../logger';
-import { AuditLog, outcomeOf, type Actor } from './admin-audit';
+import { AuditLog, outcomeOf, type Actor } from './audit-log';
 import type { HealthService } from './health.service';
 import type { ModelCatalog } from './model-catalog';
 import { timeoutsFor } from './model-timeouts';

@@ -7,7 +7,7 @@ import type { ContainerDetails, ContainerQuery, DockerClient } from '../clients/
 import type { OllamaClient } from '../clients/ollama.types';
 import { AppError, ConflictError, DockerUnavailableError } from '../errors';
 import type { Logger } from '../logger';
-import { AuditLog, type Actor } from './admin-audit';
+import { AuditLog, type Actor } from './audit-log';
 import type { HealthService } from './health.service';
 import { loadedModel, type LoadedModel } from './loaded-model';
 import type { ModelCatalog } from './model-catalog';

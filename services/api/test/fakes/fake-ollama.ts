@@ -1,7 +1,7 @@
 /**
  * Fake Ollama HTTP server for tests.
  *
- * Follows /work/shared/reference/ollama-api.md (Ollama v0.32.x contract): routes, NDJSON streaming,
+ * Follows Ollama's HTTP API as of v0.32.x (the contract the gateway relies on): routes, NDJSON streaming,
  * exact error strings/status codes, load behaviour (no bytes while a model loads), keep_alive,
  * CORS 403 with an empty body, 405 on wrong methods, OpenAI-shaped errors on /v1.
  *

@@ -2,7 +2,7 @@
  * A real Docker-compatible engine for tests: podman's Docker API service on a unix socket of its
  * own, and an "ollama" stand-in container carrying the compose labels.
  *
- * Recipe: /work/shared/notes/machine.md. Needs root and these Debian packages (CI installs them):
+ * Needs root and these Debian packages (CI installs them):
  *   podman runc netavark aardvark-dns iptables busybox-static
  * (iptables: netavark publishes ports with it; podman only suggests it.)
  * Missing podman or a static busybox FAILS the tests with that list; nothing is skipped.
@@ -74,7 +74,7 @@ export function requirePodman(): void {
     throw new Error(
       `The admin Docker tests need a real Docker-compatible engine (podman's API service), but ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} missing.\n` +
         `Install them (as root, Debian 12): apt-get update && ${INSTALL}\n` +
-        'See /work/shared/notes/machine.md. These tests are not skipped on purpose.',
+        'These tests are not skipped on purpose.',
     );
   }
   if (process.getuid?.() !== 0) throw new Error('The admin Docker tests run podman as root (rootful networking for -p 127.0.0.1:...): run them as root.');
