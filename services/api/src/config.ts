@@ -117,10 +117,18 @@ const schema = Joi.object({
   .unknown(true)
   .prefs({ errors: { label: 'key' }, abortEarly: false, convert: true });
 
+/** The non-empty, trimmed items of a comma list. */
+function listItems(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
 /** Parses `a=b,c=d` lists. Problems are pushed, not thrown, so every bad key is reported. */
 function parsePairs(key: string, raw: string, problems: string[]): Array<[string, string]> {
   const pairs: Array<[string, string]> = [];
-  for (const item of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const item of listItems(raw)) {
     const eq = item.lastIndexOf('=');
     if (eq <= 0 || eq === item.length - 1) {
       problems.push(`${key}: entry "${item.split('=')[0]}" must look like name=value`);
@@ -133,7 +141,7 @@ function parsePairs(key: string, raw: string, problems: string[]): Array<[string
 
 function parseUsers(raw: string, problems: string[]): User[] {
   const users: User[] = [];
-  for (const item of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const item of listItems(raw)) {
     const colon = item.indexOf(':');
     if (colon <= 0 || colon === item.length - 1) {
       // Never echo the entry: it may be a password.

@@ -22,7 +22,7 @@ import { validate } from '../middleware/validate';
 import { nativeLane, type NativeInference, type PassthroughService } from '../services/passthrough.service';
 import { upstreamErrorText } from '../wire/lines';
 import { collectNdjson, ndjsonFrame } from '../wire/ndjson';
-import { relay, sendCollected } from './support/relay';
+import { relayStream, sendCollected } from './support/relay';
 import { inferenceBody, manageBody, passthrough, progressBody, showBody } from './support/schemas';
 import { endWithError, NDJSON, pump, runStream, sendUpstream } from './support/streams';
 
@@ -90,8 +90,15 @@ export function ollamaNativeRoutes(svc: PassthroughService, auth: Config['auth']
     }
 
     // Admitted: headers now, the wait for the slot and the model load happen inside the stream.
-    const upstreamError = (text: string, status: number) => endWithError(res, 'UPSTREAM', ndjsonFrame({ error: upstreamErrorText(text, status) }));
-    await runStream(res, NDJSON, signal, (progress) => relay(res, svc, admission, call, signal, onSlot, progress, upstreamError), (err, lastByte) => endWithErrorLine(res, err, lastByte));
+    await relayStream(
+      res,
+      NDJSON,
+      { svc, admission, call, signal, onSlot },
+      {
+        upstreamError: (text, status) => endWithError(res, 'UPSTREAM', ndjsonFrame({ error: upstreamErrorText(text, status) })),
+        failed: (err, lastByte) => endWithErrorLine(res, err, lastByte),
+      },
+    );
   }
 
   const checked = validate({ body: inferenceBody }, passthrough);

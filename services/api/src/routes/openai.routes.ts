@@ -25,9 +25,9 @@ import { openaiErrorBody, surfaceError } from '../middleware/surface-errors';
 import { joinWildcard, validate } from '../middleware/validate';
 import { collectable, openaiLane, type OpenaiInference, type PassthroughService } from '../services/passthrough.service';
 import { collectChatCompletion, openaiUpstreamError, sseFrame } from '../wire/openai-sse';
-import { relay, sendCollected } from './support/relay';
+import { relayStream, sendCollected } from './support/relay';
 import { inferenceBody, passthrough } from './support/schemas';
-import { endWithError, runStream, sendUpstream, SSE } from './support/streams';
+import { endWithError, sendUpstream, SSE } from './support/streams';
 
 /** Ends a started SSE stream with a final `data: {"error":…}` event (on a fresh line). */
 function endWithErrorEvent(res: Response, err: unknown, lastByte: number | undefined): void {
@@ -74,8 +74,15 @@ export function openaiRoutes(svc: PassthroughService): Router {
     }
 
     // Admitted: headers now; the wait for the slot and a cold load happen inside the stream.
-    const upstreamError = (text: string, status: number) => res.write(sseFrame(openaiUpstreamError(text, status)));
-    await runStream(res, SSE, signal, (progress) => relay(res, svc, admission, call, signal, onSlot, progress, upstreamError), (err, lastByte) => endWithErrorEvent(res, err, lastByte));
+    await relayStream(
+      res,
+      SSE,
+      { svc, admission, call, signal, onSlot },
+      {
+        upstreamError: (text, status) => res.write(sseFrame(openaiUpstreamError(text, status))),
+        failed: (err, lastByte) => endWithErrorEvent(res, err, lastByte),
+      },
+    );
   }
 
   const checked = validate({ body: inferenceBody }, passthrough);

@@ -17,11 +17,18 @@ const completeBody = Joi.object({
   async: Joi.boolean().default(false),
 }).required();
 
+/** A language, by name or code ("German", "de"). */
+const languageName = Joi.string()
+  .trim()
+  .min(2)
+  .max(40)
+  .pattern(/^[\p{L} -]+$/u, 'language name or code');
+
 const describeBody = Joi.object({
   image_url: Joi.string().uri({ scheme: ['http', 'https'] }).max(4096),
   image_base64: imageSchema,
   max_length: Joi.number().integer().min(5).max(500).default(50),
-  language: Joi.string().trim().min(2).max(40).pattern(/^[\p{L} -]+$/u, 'language name or code'),
+  language: languageName,
   model: modelName,
   async: Joi.boolean().default(false),
 })
@@ -30,8 +37,8 @@ const describeBody = Joi.object({
 
 const translateBody = Joi.object({
   text: Joi.string().min(1).max(100_000).required(),
-  target: Joi.string().trim().min(2).max(40).pattern(/^[\p{L} -]+$/u, 'language name or code').required(),
-  source: Joi.string().trim().min(2).max(40).pattern(/^[\p{L} -]+$/u, 'language name or code'),
+  target: languageName.required(),
+  source: languageName,
   model: modelName,
   async: Joi.boolean().default(false),
 }).required();

@@ -5,32 +5,46 @@ import type { Slot } from '../../services/gpu-queue';
 import type { PassthroughService, UpstreamCall } from '../../services/passthrough.service';
 import { readText } from '../../wire/lines';
 import { lastObjectWithUsage, type CollectedStream } from '../../wire/ndjson';
-import { pump, type Pumped } from './streams';
+import { pump, runStream } from './streams';
+
+/** An admitted inference call of a standard surface and what it needs on its way to Ollama. */
+export interface Relayed {
+  svc: PassthroughService;
+  admission: Admission;
+  call: UpstreamCall;
+  signal: AbortSignal;
+  onSlot: (slot: Slot) => void;
+}
+
+/** How a surface ends its stream: an upstream error status, or a failure of ours. */
+export interface StreamEnds {
+  upstreamError: (text: string, status: number) => void;
+  failed: (err: unknown, lastByte: number | undefined) => void;
+}
 
 /**
- * The body of an admitted, started stream: waits for the GPU slot inside it, pipes Ollama's answer
- * through, logs its usage; an upstream error status is handed to `onUpstreamError` in the
- * surface's own framing.
+ * Streams an admitted call: headers now; inside the stream it waits for the GPU slot, pipes
+ * Ollama's answer through and logs its usage. An upstream error status or a failure ends the
+ * stream in the surface's own framing.
  */
-export async function relay(
-  res: Response,
-  svc: PassthroughService,
-  admission: Admission,
-  call: UpstreamCall,
-  signal: AbortSignal,
-  onSlot: (slot: Slot) => void,
-  progress: Pumped,
-  onUpstreamError: (text: string, status: number) => void,
-): Promise<void> {
-  const up = await svc.inference(admission, call, signal, onSlot);
-  if (up.status >= 400) {
-    const text = await readText(up.body);
-    res.locals.log = { ...res.locals.log, upstreamStatus: up.status };
-    onUpstreamError(text, up.status);
-    return;
-  }
-  await pump(up.body, res, progress);
-  res.locals.log = { ...res.locals.log, ...svc.account(admission.model, lastObjectWithUsage(progress.tail)) };
+export function relayStream(res: Response, contentType: string, r: Relayed, ends: StreamEnds): Promise<void> {
+  return runStream(
+    res,
+    contentType,
+    r.signal,
+    async (progress) => {
+      const up = await r.svc.inference(r.admission, r.call, r.signal, r.onSlot);
+      if (up.status >= 400) {
+        const text = await readText(up.body);
+        res.locals.log = { ...res.locals.log, upstreamStatus: up.status };
+        ends.upstreamError(text, up.status);
+        return;
+      }
+      await pump(up.body, res, progress);
+      res.locals.log = { ...res.locals.log, ...r.svc.account(r.admission.model, lastObjectWithUsage(progress.tail)) };
+    },
+    ends.failed,
+  );
 }
 
 /**
