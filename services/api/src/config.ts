@@ -65,9 +65,14 @@ const schema = Joi.object({
   TRUST_PROXY: Joi.alternatives(Joi.boolean(), Joi.number().integer().min(0), Joi.string())
     .default(false)
     .description('Express trust proxy setting: hop count or address list (nginx in front = 1)'),
-  BODY_LIMIT: Joi.string().pattern(/^\d+(b|kb|mb)$/i).default('25mb').description('Largest JSON body (base64 images)'),
+  BODY_LIMIT: Joi.string()
+    .pattern(/^\d+(b|kb|mb)$/i)
+    .default('25mb')
+    .description('Largest JSON body (base64 images)'),
 
-  OLLAMA_BASE_URL: Joi.string().uri({ scheme: ['http', 'https'] }).default('http://ollama:11434'),
+  OLLAMA_BASE_URL: Joi.string()
+    .uri({ scheme: ['http', 'https'] })
+    .default('http://ollama:11434'),
   REQUEST_TIMEOUT_S: Joi.number().positive().default(120).description('Default per-model timeout'),
   MODEL_TIMEOUTS: Joi.string().allow('').default('').description('model=seconds,... per-model timeouts'),
   MODEL_LOAD_TIMEOUT_S: Joi.number().min(0).default(120).description('Extra allowance for a cold model load'),
@@ -98,7 +103,11 @@ const schema = Joi.object({
   RATE_LIMIT_PER_MIN: Joi.number().integer().min(0).default(600),
   JOBS_TTL_S: Joi.number().positive().default(3600).description('How long a finished async job is kept'),
   IMAGE_FETCH_TIMEOUT_MS: Joi.number().integer().positive().default(10000).description('Whole fetch of an image_url'),
-  IMAGE_MAX_BYTES: Joi.number().integer().positive().default(10 * 1024 * 1024).description('Largest image_url download'),
+  IMAGE_MAX_BYTES: Joi.number()
+    .integer()
+    .positive()
+    .default(10 * 1024 * 1024)
+    .description('Largest image_url download'),
   IMAGE_MAX_REDIRECTS: Joi.number().integer().min(0).max(10).default(3),
   CACHE_MAX_ENTRIES: Joi.number().integer().min(0).default(500).description('Cached answers (embeddings, temperature-0 + seed generations); 0 = off'),
   CACHE_TTL_S: Joi.number().min(0).default(3600),

@@ -37,7 +37,11 @@ export function createLookup(timeoutMs: number) {
         dns.lookup(hostname, { ...options, all: Boolean(options.all) } as dns.LookupAllOptions, callback as never);
         return;
       }
-      if (options.all) callback(null, addresses.map((address) => ({ address, family: 4 })));
+      if (options.all)
+        callback(
+          null,
+          addresses.map((address) => ({ address, family: 4 })),
+        );
       else callback(null, addresses[0], 4);
     });
   };

@@ -40,7 +40,20 @@ export function parseDockerHost(raw: string): DockerEndpoint {
   throw new ConfigError(['DOCKER_HOST: must look like unix:///var/run/docker.sock or tcp://docker-socket-proxy:2375']);
 }
 
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'EPERM', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTSOCK']);
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOENT',
+  'EACCES',
+  'EPERM',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTSOCK',
+]);
 
 interface ModemError {
   name?: string;
@@ -145,7 +158,9 @@ export function toDetails(info: Docker.ContainerInspectInfo): ContainerDetails {
 function describe(query: ContainerQuery): string {
   if (query.description) return query.description;
   if (query.nameOrId) return `container '${query.nameOrId}'`;
-  return `labels ${Object.entries(query.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(', ')}`;
+  return `labels ${Object.entries(query.labels ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ')}`;
 }
 
 export function createDockerClient(opts: DockerClientOptions): DockerClient {

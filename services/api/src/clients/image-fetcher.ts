@@ -149,7 +149,10 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
             res.resume();
             throw fetchFailed(`the server answered ${status}`);
           }
-          const contentType = String(res.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+          const contentType = String(res.headers['content-type'] ?? '')
+            .split(';')[0]
+            .trim()
+            .toLowerCase();
           if (!contentType.startsWith('image/')) {
             res.resume();
             throw new AppError('UNSUPPORTED_MEDIA_TYPE', 415, `The URL is not an image (Content-Type '${contentType || 'none'}')`);
@@ -177,5 +180,7 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
 }
 
 function tooLarge(max: number): AppError {
-  return new AppError('IMAGE_TOO_LARGE', 413, `The image is larger than ${Math.round(max / 1024 / 1024)} MB`, { hint: 'Resize it first, or raise IMAGE_MAX_BYTES.' });
+  return new AppError('IMAGE_TOO_LARGE', 413, `The image is larger than ${Math.round(max / 1024 / 1024)} MB`, {
+    hint: 'Resize it first, or raise IMAGE_MAX_BYTES.',
+  });
 }

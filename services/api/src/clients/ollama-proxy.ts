@@ -16,7 +16,11 @@ export function createProxy(http_: AxiosInstance, baseUrl: string): (r: ProxyReq
     const deadline = new Deadline({ signal: r.signal, firstChunkTimeoutMs: r.firstByteTimeoutMs, idleTimeoutMs: r.idleTimeoutMs });
     const raw = r.body instanceof Readable;
     // identity: the bytes are passed on as they are, without a Content-Encoding of their own.
-    const headers: Record<string, string> = { Accept: 'application/json, application/x-ndjson, text/event-stream', 'Accept-Encoding': 'identity', ...r.headers };
+    const headers: Record<string, string> = {
+      Accept: 'application/json, application/x-ndjson, text/event-stream',
+      'Accept-Encoding': 'identity',
+      ...r.headers,
+    };
     if (r.body !== undefined && !raw) headers['Content-Type'] = 'application/json';
     let res: AxiosResponse<Readable>;
     try {

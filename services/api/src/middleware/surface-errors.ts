@@ -52,7 +52,9 @@ export function surfaceError(err: unknown): SurfaceError {
 function isCommonErrorBody(body: unknown): body is { error: { code: string; message: string; model?: unknown } } {
   if (!body || typeof body !== 'object') return false;
   const err = (body as { error?: unknown }).error;
-  return Boolean(err && typeof err === 'object' && typeof (err as { code?: unknown }).code === 'string' && typeof (err as { message?: unknown }).message === 'string');
+  return Boolean(
+    err && typeof err === 'object' && typeof (err as { code?: unknown }).code === 'string' && typeof (err as { message?: unknown }).message === 'string',
+  );
 }
 
 export function errorShape(format: ErrorFormat): RequestHandler {

@@ -32,16 +32,14 @@ export function dashboardRoutes(d: DashboardDeps): Router {
   });
 
   router.get('/status.json', async (_req, res) => {
-    const [ready, running, gpu] = await Promise.all([
-      d.health.readiness(),
-      d.catalog.running().catch(() => []),
-      d.gpu.read(),
-    ]);
+    const [ready, running, gpu] = await Promise.all([d.health.readiness(), d.catalog.running().catch(() => []), d.gpu.read()]);
     res.setHeader('Cache-Control', 'no-store');
     res.json({
       ready,
       // The page's own shape of the one loaded-model view.
-      loadedModels: running.map(loadedModel).map((m) => ({ name: m.name, sizeBytes: m.size, vramBytes: m.sizeVram, vramShare: m.vramShare, expiresAt: m.expiresAt })),
+      loadedModels: running
+        .map(loadedModel)
+        .map((m) => ({ name: m.name, sizeBytes: m.size, vramBytes: m.sizeVram, vramShare: m.vramShare, expiresAt: m.expiresAt })),
       gpu,
       queue: d.queue.stats(),
       requestRatePerS: d.metrics.requestRate(),

@@ -50,8 +50,7 @@ interface ChatBody extends ChatInput {
 export function generationRoutes(generation: GenerationService, jobs: JobStore, cache: ResponseCache, metrics?: Metrics): Router {
   const router = Router();
 
-  const shape = (genReq: GenRequest, text: string) =>
-    genReq.kind === 'generate' ? { response: text } : { message: { role: 'assistant', content: text } };
+  const shape = (genReq: GenRequest, text: string) => (genReq.kind === 'generate' ? { response: text } : { message: { role: 'assistant', content: text } });
 
   /** The whole answer as one JSON body (stream:false callers and async jobs). */
   async function answer(res: Response, admission: Admission, genReq: GenRequest, signal: AbortSignal, onRunning: () => void) {
@@ -68,7 +67,12 @@ export function generationRoutes(generation: GenerationService, jobs: JobStore, 
         ? { model, response: r.text, ...(r.thinking ? { thinking: r.thinking } : {}) }
         : {
             model,
-            message: { role: 'assistant', content: r.text, ...(r.thinking ? { thinking: r.thinking } : {}), ...(r.toolCalls.length ? { tool_calls: r.toolCalls } : {}) },
+            message: {
+              role: 'assistant',
+              content: r.text,
+              ...(r.thinking ? { thinking: r.thinking } : {}),
+              ...(r.toolCalls.length ? { tool_calls: r.toolCalls } : {}),
+            },
           };
     return { ...body, done_reason: r.doneReason, usage: r.usage };
   }
@@ -80,19 +84,25 @@ export function generationRoutes(generation: GenerationService, jobs: JobStore, 
     const model = admission.model;
     res.locals.log = { model, queuePosition: admission.ticket.position, stream: true };
     const events = generation.run(admission, genReq, signal, logQueueWait(res));
-    await runStream(res, NDJSON, signal, async () => {
-      for await (const ev of events) {
-        if (ev.type === 'delta') {
-          const line: Record<string, unknown> = { model, ...shape(genReq, ev.text), done: false };
-          if (ev.thinking) line.thinking = ev.thinking;
-          if (ev.toolCalls?.length) (line.message as Record<string, unknown>).tool_calls = ev.toolCalls;
-          writeLine(res, line);
-        } else {
-          res.locals.log = { ...res.locals.log, tokens: ev.usage.completion_tokens, doneReason: ev.doneReason };
-          writeLine(res, { model, ...shape(genReq, ''), done: true, done_reason: ev.doneReason, usage: ev.usage });
+    await runStream(
+      res,
+      NDJSON,
+      signal,
+      async () => {
+        for await (const ev of events) {
+          if (ev.type === 'delta') {
+            const line: Record<string, unknown> = { model, ...shape(genReq, ev.text), done: false };
+            if (ev.thinking) line.thinking = ev.thinking;
+            if (ev.toolCalls?.length) (line.message as Record<string, unknown>).tool_calls = ev.toolCalls;
+            writeLine(res, line);
+          } else {
+            res.locals.log = { ...res.locals.log, tokens: ev.usage.completion_tokens, doneReason: ev.doneReason };
+            writeLine(res, { model, ...shape(genReq, ''), done: true, done_reason: ev.doneReason, usage: ev.usage });
+          }
         }
-      }
-    }, (err) => endWithErrorLine(res, err, req.id));
+      },
+      (err) => endWithErrorLine(res, err, req.id),
+    );
   }
 
   async function serve(req: Request, res: Response, genReq: GenRequest, requestedModel: string | undefined, hasImages: boolean) {
@@ -116,7 +126,13 @@ export function generationRoutes(generation: GenerationService, jobs: JobStore, 
   router.post('/generate', validate({ body: generateBody }), async (req, res) => {
     const b = req.body as GenerateBody;
     const images = b.images?.map(stripDataUrl);
-    await serve(req, res, { kind: 'generate', input: { prompt: b.prompt, system: b.system || undefined, images, options: b.options, format: b.format } }, b.model, Boolean(images?.length));
+    await serve(
+      req,
+      res,
+      { kind: 'generate', input: { prompt: b.prompt, system: b.system || undefined, images, options: b.options, format: b.format } },
+      b.model,
+      Boolean(images?.length),
+    );
   });
 
   router.post('/chat', validate({ body: chatBody }), async (req, res) => {

@@ -11,7 +11,8 @@ const idParams = Joi.object({ id: Joi.string().guid().required() });
 
 export function jobRoutes(jobs: JobStore, auth: Config['auth']): Router {
   const router = Router();
-  const notFound = (id: string) => new AppError('JOB_NOT_FOUND', 404, `No job ${id}`, { hint: 'Jobs are kept JOBS_TTL_S after they end and are lost when the API restarts.' });
+  const notFound = (id: string) =>
+    new AppError('JOB_NOT_FOUND', 404, `No job ${id}`, { hint: 'Jobs are kept JOBS_TTL_S after they end and are lost when the API restarts.' });
 
   router.get('/jobs/:id', validate({ params: idParams }), (req, res) => {
     const job = jobs.get(String(req.params.id), userOf(req), isAdmin(auth, req));

@@ -25,7 +25,9 @@ const languageName = Joi.string()
   .pattern(/^[\p{L} -]+$/u, 'language name or code');
 
 const describeBody = Joi.object({
-  image_url: Joi.string().uri({ scheme: ['http', 'https'] }).max(4096),
+  image_url: Joi.string()
+    .uri({ scheme: ['http', 'https'] })
+    .max(4096),
   image_base64: imageSchema,
   max_length: Joi.number().integer().min(5).max(500).default(50),
   language: languageName,

@@ -23,9 +23,7 @@ export interface Usage {
   tokens_per_second: number | null;
 }
 
-export type GenEvent =
-  | { type: 'delta'; text: string; thinking?: string; toolCalls?: unknown[] }
-  | { type: 'done'; doneReason: string; usage: Usage };
+export type GenEvent = { type: 'delta'; text: string; thinking?: string; toolCalls?: unknown[] } | { type: 'done'; doneReason: string; usage: Usage };
 
 export interface GenerateInput {
   prompt: string;

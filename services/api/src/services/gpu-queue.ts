@@ -58,7 +58,10 @@ export class GpuQueue {
   private readonly lanes = new Map<string, Lane>();
   private drainWaiters: Array<() => void> = [];
 
-  constructor(private readonly opts: QueueOptions, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly opts: QueueOptions,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   admit(model: string, signal?: AbortSignal): Ticket {
     const lane = this.lane(model);

@@ -70,7 +70,10 @@ export class GpuService {
   private readonly startedAt: number;
   private timer?: NodeJS.Timeout;
 
-  constructor(private readonly locate: ContainerLocator, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly locate: ContainerLocator,
+    private readonly now: () => number = Date.now,
+  ) {
     this.startedAt = now();
   }
 
@@ -81,7 +84,11 @@ export class GpuService {
       target = await this.locate();
     } catch (err) {
       const e = err instanceof AppError ? err : undefined;
-      return { gpu: null, reason: `No ollama container to ask (${e?.code ?? 'error'}: ${e?.message ?? 'unknown'}); on the Mac the native Ollama.app uses Metal and has no NVIDIA GPU`, sampledAt };
+      return {
+        gpu: null,
+        reason: `No ollama container to ask (${e?.code ?? 'error'}: ${e?.message ?? 'unknown'}); on the Mac the native Ollama.app uses Metal and has no NVIDIA GPU`,
+        sampledAt,
+      };
     }
     let out: { exitCode: number | null; stdout: string; stderr: string };
     try {
@@ -91,7 +98,9 @@ export class GpuService {
       const missing = /executable file not found|no such file|not found in \$PATH/i.test(e?.message ?? String(err));
       return {
         gpu: null,
-        reason: missing ? 'nvidia-smi is not available in the ollama container: no NVIDIA runtime (CPU mode, or docker-compose.gpu.yml not used)' : `nvidia-smi could not run: ${e?.message ?? 'unknown error'}`,
+        reason: missing
+          ? 'nvidia-smi is not available in the ollama container: no NVIDIA runtime (CPU mode, or docker-compose.gpu.yml not used)'
+          : `nvidia-smi could not run: ${e?.message ?? 'unknown error'}`,
         sampledAt,
       };
     }
@@ -100,7 +109,9 @@ export class GpuService {
       const missing = out.exitCode === 127 || out.exitCode === 126 || /not found/i.test(text);
       return {
         gpu: null,
-        reason: missing ? 'nvidia-smi is not available in the ollama container: no NVIDIA runtime (CPU mode, or docker-compose.gpu.yml not used)' : `nvidia-smi failed (exit ${out.exitCode}): ${text}`,
+        reason: missing
+          ? 'nvidia-smi is not available in the ollama container: no NVIDIA runtime (CPU mode, or docker-compose.gpu.yml not used)'
+          : `nvidia-smi failed (exit ${out.exitCode}): ${text}`,
         sampledAt,
       };
     }

@@ -37,7 +37,10 @@ export interface JobsOptions {
 export class JobStore {
   private readonly entries = new Map<string, Entry>();
 
-  constructor(private readonly opts: JobsOptions, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly opts: JobsOptions,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /**
    * Registers a job whose work already passed admission (validation, model check, queue place).

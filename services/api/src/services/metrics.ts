@@ -38,13 +38,47 @@ export class Metrics {
   constructor(private readonly now: () => number = Date.now) {
     const r = [this.registry];
     client.collectDefaultMetrics({ register: this.registry, prefix: 'ai_local_api_' });
-    this.requests = new client.Counter({ name: 'ai_local_http_requests_total', help: 'HTTP requests by route, method and status', labelNames: ['route', 'method', 'status'], registers: r });
-    this.duration = new client.Histogram({ name: 'ai_local_http_request_duration_seconds', help: 'Time to the end of the response', labelNames: ['route', 'method'], buckets: LATENCY_BUCKETS, registers: r });
-    this.ttft = new client.Histogram({ name: 'ai_local_time_to_first_token_seconds', help: 'From sending to Ollama to the first token', labelNames: ['model'], buckets: TTFT_BUCKETS, registers: r });
+    this.requests = new client.Counter({
+      name: 'ai_local_http_requests_total',
+      help: 'HTTP requests by route, method and status',
+      labelNames: ['route', 'method', 'status'],
+      registers: r,
+    });
+    this.duration = new client.Histogram({
+      name: 'ai_local_http_request_duration_seconds',
+      help: 'Time to the end of the response',
+      labelNames: ['route', 'method'],
+      buckets: LATENCY_BUCKETS,
+      registers: r,
+    });
+    this.ttft = new client.Histogram({
+      name: 'ai_local_time_to_first_token_seconds',
+      help: 'From sending to Ollama to the first token',
+      labelNames: ['model'],
+      buckets: TTFT_BUCKETS,
+      registers: r,
+    });
     this.tokens = new client.Counter({ name: 'ai_local_tokens_generated_total', help: 'Completion tokens generated', labelNames: ['model'], registers: r });
-    this.tps = new client.Histogram({ name: 'ai_local_tokens_per_second', help: 'Decode speed per generation (eval_count / eval_duration)', labelNames: ['model'], buckets: [1, 5, 10, 20, 30, 40, 50, 60, 80, 100, 150, 200], registers: r });
-    this.queueWait = new client.Histogram({ name: 'ai_local_queue_wait_seconds', help: 'Wait for a GPU slot', labelNames: ['model'], buckets: LATENCY_BUCKETS, registers: r });
-    this.errors = new client.Counter({ name: 'ai_local_errors_total', help: 'Errors answered, by code (upstream ones included)', labelNames: ['code'], registers: r });
+    this.tps = new client.Histogram({
+      name: 'ai_local_tokens_per_second',
+      help: 'Decode speed per generation (eval_count / eval_duration)',
+      labelNames: ['model'],
+      buckets: [1, 5, 10, 20, 30, 40, 50, 60, 80, 100, 150, 200],
+      registers: r,
+    });
+    this.queueWait = new client.Histogram({
+      name: 'ai_local_queue_wait_seconds',
+      help: 'Wait for a GPU slot',
+      labelNames: ['model'],
+      buckets: LATENCY_BUCKETS,
+      registers: r,
+    });
+    this.errors = new client.Counter({
+      name: 'ai_local_errors_total',
+      help: 'Errors answered, by code (upstream ones included)',
+      labelNames: ['code'],
+      registers: r,
+    });
     this.cache = new client.Counter({ name: 'ai_local_cache_requests_total', help: 'Response cache lookups', labelNames: ['kind', 'result'], registers: r });
   }
 

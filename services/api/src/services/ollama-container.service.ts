@@ -182,12 +182,17 @@ export class OllamaContainerService {
       const pause = Math.min(this.pollIntervalMs, deadline - this.now());
       if (pause > 0) await new Promise((r) => setTimeout(r, pause));
     }
-    throw new AppError('RESTART_TIMEOUT', 504, `The container '${containerName}' was restarted but Ollama did not answer within ${this.deps.config.docker.restartWaitS} s`, {
-      cause: lastError,
-      retryAfterS: 10,
-      hint: 'It may still be starting (loading the GPU driver, a large model): check `make logs` and GET /admin/ollama, or raise RESTART_WAIT_S.',
-      details: { lastError: lastError instanceof AppError ? lastError.code : undefined },
-    });
+    throw new AppError(
+      'RESTART_TIMEOUT',
+      504,
+      `The container '${containerName}' was restarted but Ollama did not answer within ${this.deps.config.docker.restartWaitS} s`,
+      {
+        cause: lastError,
+        retryAfterS: 10,
+        hint: 'It may still be starting (loading the GPU driver, a large model): check `make logs` and GET /admin/ollama, or raise RESTART_WAIT_S.',
+        details: { lastError: lastError instanceof AppError ? lastError.code : undefined },
+      },
+    );
   }
 
   private invalidate(): void {

@@ -8,7 +8,10 @@ import { OllamaRestartingError } from '../errors';
 export class OllamaState {
   private restartStartedAt: number | null = null;
 
-  constructor(private readonly expectedRestartS = 15, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly expectedRestartS = 15,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   get restarting(): boolean {
     return this.restartStartedAt !== null;

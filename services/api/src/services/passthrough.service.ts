@@ -36,7 +36,9 @@ type Lane = 'chat' | 'embed' | 'vision';
 function nativeHasImages(kind: NativeInference, b: Record<string, unknown>): boolean {
   if (kind === 'generate') return Array.isArray(b.images) && b.images.length > 0;
   if (kind === 'chat' && Array.isArray(b.messages)) {
-    return b.messages.some((m) => m && typeof m === 'object' && Array.isArray((m as { images?: unknown }).images) && (m as { images: unknown[] }).images.length > 0);
+    return b.messages.some(
+      (m) => m && typeof m === 'object' && Array.isArray((m as { images?: unknown }).images) && (m as { images: unknown[] }).images.length > 0,
+    );
   }
   return false;
 }

@@ -20,7 +20,10 @@ export function canonicalJson(value: unknown): string {
 export class ResponseCache {
   private readonly entries = new Map<string, { value: unknown; expires: number }>();
 
-  constructor(private readonly opts: { maxEntries: number; ttlS: number }, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly opts: { maxEntries: number; ttlS: number },
+    private readonly now: () => number = Date.now,
+  ) {}
 
   get enabled(): boolean {
     return this.opts.maxEntries > 0 && this.opts.ttlS > 0;

@@ -52,7 +52,10 @@ export function extractJson(text: string): { ok: true; value: unknown } | { ok: 
 }
 
 function describe(errors: ErrorObject[] | null | undefined): string[] {
-  return (errors ?? []).map((e) => `${e.instancePath || '(root)'} ${e.message ?? 'is invalid'}${e.params && 'additionalProperty' in e.params ? `: '${String(e.params.additionalProperty)}'` : ''}`);
+  return (errors ?? []).map(
+    (e) =>
+      `${e.instancePath || '(root)'} ${e.message ?? 'is invalid'}${e.params && 'additionalProperty' in e.params ? `: '${String(e.params.additionalProperty)}'` : ''}`,
+  );
 }
 
 const CACHE_MAX = 100;
@@ -61,7 +64,10 @@ export class StructuredService {
   private readonly ajv: Ajv;
   private readonly compiled = new Map<string, ValidateFunction>();
 
-  constructor(private readonly generation: GenerationService, private readonly maxAttempts: number) {
+  constructor(
+    private readonly generation: GenerationService,
+    private readonly maxAttempts: number,
+  ) {
     this.ajv = new Ajv({ allErrors: true, strict: false });
     addFormats(this.ajv);
   }
@@ -113,10 +119,21 @@ export class StructuredService {
       { role: 'system', content: instruction },
       ...(input.messages ?? [{ role: 'user' as const, content: input.prompt ?? '' }]),
     ];
-    const total: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, total_ms: 0, load_ms: 0, prompt_eval_ms: 0, eval_ms: 0, tokens_per_second: null };
+    const total: Usage = {
+      prompt_tokens: 0,
+      completion_tokens: 0,
+      total_tokens: 0,
+      total_ms: 0,
+      load_ms: 0,
+      prompt_eval_ms: 0,
+      eval_ms: 0,
+      tokens_per_second: null,
+    };
     let problems: string[] = [];
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
-      const answer = await collect(this.generation.upstream(model, { kind: 'chat', input: { messages, format: input.schema, options: input.options } }, signal));
+      const answer = await collect(
+        this.generation.upstream(model, { kind: 'chat', input: { messages, format: input.schema, options: input.options } }, signal),
+      );
       addUsage(total, answer.usage);
       const parsed = extractJson(answer.text);
       if (parsed.ok && validate(parsed.value)) return { data: parsed.value, attempts: attempt, model, usage: total };

@@ -66,7 +66,11 @@ export class WaldusService {
     };
   }
 
-  async prepareDescribe(input: DescribeInput, signal: AbortSignal, onRunning: () => void): Promise<Produce<{ description: string; model: string; usage: Usage }>> {
+  async prepareDescribe(
+    input: DescribeInput,
+    signal: AbortSignal,
+    onRunning: () => void,
+  ): Promise<Produce<{ description: string; model: string; usage: Usage }>> {
     const image = input.image_base64 ?? (await this.images.fetch(input.image_url!, signal)).data.toString('base64');
     const model = this.catalog.resolve(input.model, 'vision');
     const tag = await this.catalog.ensureInstalled(model);
@@ -82,7 +86,10 @@ export class WaldusService {
       const r = await collect(
         this.generation.run(
           admission,
-          { kind: 'chat', input: { messages: [{ role: 'user', content: prompt, images: [image] }], options: { num_predict: input.max_length * 2 + 16, temperature: 0.2 } } },
+          {
+            kind: 'chat',
+            input: { messages: [{ role: 'user', content: prompt, images: [image] }], options: { num_predict: input.max_length * 2 + 16, temperature: 0.2 } },
+          },
           signal,
           onRunning,
         ),

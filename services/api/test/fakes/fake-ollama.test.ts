@@ -1,17 +1,7 @@
 import * as http from 'node:http';
 import { Ollama } from 'ollama';
 import OpenAI from 'openai';
-import {
-  ERR_CRASH,
-  ERR_OOM_DEFAULT,
-  ERR_OOM_LEGACY,
-  ERR_QUEUE_FULL,
-  FakeOllama,
-  fakeEmbedding,
-  goQuote,
-  parseGoDuration,
-  tokenize,
-} from './fake-ollama';
+import { ERR_CRASH, ERR_OOM_DEFAULT, ERR_OOM_LEGACY, ERR_QUEUE_FULL, FakeOllama, fakeEmbedding, goQuote, parseGoDuration, tokenize } from './fake-ollama';
 import { parseArgs, parseBehaviour } from './run-fake-ollama';
 
 const JSON_CT = 'application/json; charset=utf-8';
@@ -42,14 +32,18 @@ function rawRequest(path: string, body: unknown): Promise<{ status: number; head
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
     const data = JSON.stringify(body);
-    const req = http.request(fake.url + path, { method: 'POST', headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } }, (res) => {
-      const headMs = Date.now() - t0;
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headMs, headers: res.headers, text }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      fake.url + path,
+      { method: 'POST', headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } },
+      (res) => {
+        const headMs = Date.now() - t0;
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headMs, headers: res.headers, text }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(data);
   });
@@ -98,7 +92,17 @@ describe('helpers', () => {
     expect(Math.sqrt(a.reduce((s, x) => s + x * x, 0))).toBeCloseTo(1, 5);
   });
   it('CLI argument parsing', () => {
-    const { opts, behaviours } = parseArgs(['--port', '0', '--token-delay-ms', '20', '--load-delay-ms=5', '--models', 'llama3.1:8b,nomic-embed-text', '--behaviour', 'llama3.1:8b=midstream-error:3']);
+    const { opts, behaviours } = parseArgs([
+      '--port',
+      '0',
+      '--token-delay-ms',
+      '20',
+      '--load-delay-ms=5',
+      '--models',
+      'llama3.1:8b,nomic-embed-text',
+      '--behaviour',
+      'llama3.1:8b=midstream-error:3',
+    ]);
     expect(opts).toMatchObject({ port: 0, tokenDelayMs: 20, loadDelayMs: 5 });
     expect(opts.models?.map((m) => [m.name, m.capabilities])).toEqual([
       ['llama3.1:8b', ['completion', 'tools']],
@@ -124,7 +128,11 @@ describe('metadata routes (official ollama client)', () => {
     const { models } = await ollama.list();
     expect(models.map((m) => m.name)).toEqual(['llama3.1:8b', 'mistral:7b', 'nomic-embed-text:latest', 'llava:7b']);
     const llava = models.find((m) => m.name === 'llava:7b');
-    expect(llava).toMatchObject({ model: 'llava:7b', size: 4_733_363_377, details: { format: 'gguf', family: 'llama', families: ['llama', 'clip'], parameter_size: '7B', quantization_level: 'Q4_0', parent_model: '' } });
+    expect(llava).toMatchObject({
+      model: 'llava:7b',
+      size: 4_733_363_377,
+      details: { format: 'gguf', family: 'llama', families: ['llama', 'clip'], parameter_size: '7B', quantization_level: 'Q4_0', parent_model: '' },
+    });
     expect(llava?.digest).toMatch(/^[0-9a-f]{64}$/);
     expect(new Date(String(llava?.modified_at)).getTime()).toBeGreaterThan(0);
     const raw = (await (await fetch(fake.url + '/api/tags')).json()) as { models: Array<{ capabilities: string[] }> };
@@ -236,7 +244,11 @@ describe('generate and chat (official ollama client)', () => {
   it('format: json / schema accepted (valid JSON by default), anything else 400', async () => {
     const j = await ollama.generate({ model: 'llama3.1:8b', prompt: 'x', format: 'json' });
     expect(JSON.parse(j.response ?? '')).toEqual({ response: 'Hello from the fake Ollama.' });
-    const schema = { type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer' }, tags: { type: 'array', items: { type: 'string' } } }, required: ['name', 'age'] };
+    const schema = {
+      type: 'object',
+      properties: { name: { type: 'string' }, age: { type: 'integer' }, tags: { type: 'array', items: { type: 'string' } } },
+      required: ['name', 'age'],
+    };
     const c = await ollama.chat({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'x' }], format: schema });
     expect(JSON.parse(c.message.content)).toEqual({ name: 'fake', age: 1, tags: [] });
     const r = await post('/api/generate', { model: 'llama3.1:8b', prompt: 'x', format: 'xml' });
@@ -248,7 +260,11 @@ describe('generate and chat (official ollama client)', () => {
     const img = Buffer.from('fake-png').toString('base64');
     const ok = await ollama.chat({ model: 'llava:7b', messages: [{ role: 'user', content: 'what is this', images: [img] }] });
     expect(ok.message.content).toBe('Hello from the fake Ollama.');
-    await expectOllamaError(ollama.generate({ model: 'llama3.1:8b', prompt: 'what', images: [img] }), 400, 'this model is missing data required for image input');
+    await expectOllamaError(
+      ollama.generate({ model: 'llama3.1:8b', prompt: 'what', images: [img] }),
+      400,
+      'this model is missing data required for image input',
+    );
   });
 
   it('tools and think validation', async () => {
@@ -256,8 +272,16 @@ describe('generate and chat (official ollama client)', () => {
     const tools = [{ type: 'function', function: { name: 'f', description: 'd', parameters: { type: 'object', properties: {} } } }];
     const ok = await ollama.chat({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'x' }], tools });
     expect(ok.done).toBe(true);
-    await expectOllamaError(ollama.chat({ model: 'phi:2.7b', messages: [{ role: 'user', content: 'x' }], tools }), 400, 'registry.ollama.ai/library/phi:2.7b does not support tools');
-    await expectOllamaError(ollama.chat({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'x' }], think: true }), 400, '"llama3.1:8b" does not support thinking');
+    await expectOllamaError(
+      ollama.chat({ model: 'phi:2.7b', messages: [{ role: 'user', content: 'x' }], tools }),
+      400,
+      'registry.ollama.ai/library/phi:2.7b does not support tools',
+    );
+    await expectOllamaError(
+      ollama.chat({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'x' }], think: true }),
+      400,
+      '"llama3.1:8b" does not support thinking',
+    );
     const bad = await post('/api/chat', { model: 'llama3.1:8b', messages: [], think: 'extreme' });
     expect(await bad.json()).toEqual({ error: 'invalid think value: "extreme" (must be "high", "medium", "low", "max", true, or false)' });
     await expectOllamaError(ollama.generate({ model: 'nomic-embed-text', prompt: 'x' }), 400, '"nomic-embed-text" does not support generate');
@@ -290,7 +314,13 @@ describe('raw HTTP contract', () => {
       ['POST', '/api/chat', { messages: [] }, 400, { error: 'model is required' }],
       ['POST', '/api/embed', { model: 'nomic-embed-text', input: ['a', 1] }, 400, { error: 'invalid input type' }],
       ['POST', '/api/generate', { model: 'llama3.1:8b', keep_alive: '300' }, 400, { error: 'time: missing unit in duration "300"' }],
-      ['POST', '/api/generate', { model: 'llama3.1:8b', prompt: 'x', raw: true, system: 's' }, 400, { error: 'raw mode does not support template, system, or context' }],
+      [
+        'POST',
+        '/api/generate',
+        { model: 'llama3.1:8b', prompt: 'x', raw: true, system: 's' },
+        400,
+        { error: 'raw mode does not support template, system, or context' },
+      ],
       ['POST', '/api/chat', { model: 'llama3.1:8b', messages: [], top_logprobs: 21 }, 400, { error: 'top_logprobs must be between 0 and 20' }],
     ];
     for (const [method, path, body, status, expected] of cases) {
@@ -324,7 +354,17 @@ describe('raw HTTP contract', () => {
     }
     const p = await post('/api/generate', { model: 'llama3.1:8b', prompt: 'x' }, { headers: { Origin: 'http://example.org' } });
     expect(p.status).toBe(403);
-    for (const origin of ['http://localhost', 'https://localhost:3000', 'http://127.0.0.1:8080', 'http://0.0.0.0:1', 'app://x', 'file://', 'tauri://localhost', 'vscode-webview://abc', 'vscode-file://vscode-app']) {
+    for (const origin of [
+      'http://localhost',
+      'https://localhost:3000',
+      'http://127.0.0.1:8080',
+      'http://0.0.0.0:1',
+      'app://x',
+      'file://',
+      'tauri://localhost',
+      'vscode-webview://abc',
+      'vscode-file://vscode-app',
+    ]) {
       const r = await fetch(fake.url + '/api/version', { headers: { Origin: origin } });
       expect([origin, r.status]).toEqual([origin, 200]);
     }
@@ -384,9 +424,11 @@ describe('pull / delete / copy', () => {
     const lines = ndjson(await f.text());
     expect(lines[0]).toEqual({ status: 'pulling manifest' });
     expect(lines[lines.length - 1]).toEqual({ error: 'pull model manifest: file does not exist' });
-    await expect((async () => {
-      for await (const p of await ollama.pull({ model: 'fail-again', stream: true })) void p;
-    })()).rejects.toThrow('pull model manifest: file does not exist');
+    await expect(
+      (async () => {
+        for await (const p of await ollama.pull({ model: 'fail-again', stream: true })) void p;
+      })(),
+    ).rejects.toThrow('pull model manifest: file does not exist');
     expect((await ollama.list()).models.map((m) => m.name)).not.toContain('fail-model:latest');
   });
 
@@ -448,7 +490,11 @@ describe('OpenAI compatibility (official openai client)', () => {
       response_format: { type: 'json_schema', json_schema: { name: 'p', schema: { type: 'object', properties: { ok: { type: 'boolean' } } } } },
     });
     expect(JSON.parse(r.choices[0].message.content ?? '')).toEqual({ ok: true });
-    const j = await openai.chat.completions.create({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_object' } });
+    const j = await openai.chat.completions.create({
+      model: 'llama3.1:8b',
+      messages: [{ role: 'user', content: 'x' }],
+      response_format: { type: 'json_object' },
+    });
     expect(JSON.parse(j.choices[0].message.content ?? '')).toEqual({ response: 'Hello from the fake Ollama.' });
   });
 
@@ -475,7 +521,18 @@ describe('OpenAI compatibility (official openai client)', () => {
     const q = await post('/v1/chat/completions', { model: 'llama3.1:8b', messages: [{ role: 'user', content: 'x' }] });
     expect(q.status).toBe(503);
     expect(await q.json()).toEqual({ error: { message: ERR_QUEUE_FULL, type: 'api_error', param: null, code: null } });
-    const img = await post('/v1/chat/completions', { model: 'mistral:7b', messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } }] }] });
+    const img = await post('/v1/chat/completions', {
+      model: 'mistral:7b',
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'x' },
+            { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } },
+          ],
+        },
+      ],
+    });
     expect(img.status).toBe(400);
     expect(((await img.json()) as { error: { type: string } }).error.type).toBe('invalid_request_error');
   });
@@ -518,7 +575,11 @@ describe('behaviours', () => {
     const cases: Array<[Parameters<FakeOllama['setBehaviour']>[1], number, string]> = [
       [{ kind: 'oom' }, 500, ERR_OOM_DEFAULT],
       [{ kind: 'oom', message: ERR_OOM_LEGACY }, 500, 'model requires more system memory (10.2 GiB) than is available (7.6 GiB)'],
-      [{ kind: 'crash' }, 500, 'model runner has unexpectedly stopped, this may be due to resource limitations or an internal error, check ollama server logs for details'],
+      [
+        { kind: 'crash' },
+        500,
+        'model runner has unexpectedly stopped, this may be due to resource limitations or an internal error, check ollama server logs for details',
+      ],
       [{ kind: 'queue-full' }, 503, 'server busy, please try again.  maximum pending requests exceeded'],
       [{ kind: 'reject', status: 400, error: '"m" does not support tools' }, 400, '"m" does not support tools'],
     ];
@@ -546,9 +607,11 @@ describe('behaviours', () => {
     expect(lines).toHaveLength(3);
     expect(lines[0]).toMatchObject({ message: { content: 'Hello' }, done: false });
     expect(lines[2]).toEqual({ error: 'an error was encountered while running the model' });
-    await expect((async () => {
-      for await (const p of await ollama.generate({ model: 'llama3.1:8b', prompt: 'x', stream: true })) void p;
-    })()).rejects.toThrow('an error was encountered while running the model');
+    await expect(
+      (async () => {
+        for await (const p of await ollama.generate({ model: 'llama3.1:8b', prompt: 'x', stream: true })) void p;
+      })(),
+    ).rejects.toThrow('an error was encountered while running the model');
     await expectOllamaError(ollama.generate({ model: 'llama3.1:8b', prompt: 'x' }), 500, 'an error was encountered while running the model');
     fake.setBehaviour('llama3.1:8b', { kind: 'midstream-error', afterChunks: 1, message: 'boom' });
     const s = await post('/v1/chat/completions', { model: 'llama3.1:8b', messages: [{ role: 'user', content: 'x' }], stream: true });

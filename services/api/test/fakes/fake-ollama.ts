@@ -74,8 +74,7 @@ export interface FakeOllamaStats {
 export const ERR_QUEUE_FULL = 'server busy, please try again.  maximum pending requests exceeded';
 export const ERR_CRASH =
   'model runner has unexpectedly stopped, this may be due to resource limitations or an internal error, check ollama server logs for details';
-export const ERR_OOM_DEFAULT =
-  'llama-server reported out-of-memory during startup: cudaMalloc failed: out of memory';
+export const ERR_OOM_DEFAULT = 'llama-server reported out-of-memory during startup: cudaMalloc failed: out of memory';
 export const ERR_OOM_LEGACY = 'model requires more system memory (10.2 GiB) than is available (7.6 GiB)';
 export const ERR_MIDSTREAM_DEFAULT = 'an error was encountered while running the model';
 export const ERR_PULL_MANIFEST = 'pull model manifest: file does not exist';
@@ -138,15 +137,33 @@ export function goQuote(s: string): string {
   for (const ch of s) {
     const c = ch.codePointAt(0) ?? 0;
     switch (ch) {
-      case '"': out += '\\"'; break;
-      case '\\': out += '\\\\'; break;
-      case '\n': out += '\\n'; break;
-      case '\r': out += '\\r'; break;
-      case '\t': out += '\\t'; break;
-      case '\x07': out += '\\a'; break;
-      case '\b': out += '\\b'; break;
-      case '\f': out += '\\f'; break;
-      case '\v': out += '\\v'; break;
+      case '"':
+        out += '\\"';
+        break;
+      case '\\':
+        out += '\\\\';
+        break;
+      case '\n':
+        out += '\\n';
+        break;
+      case '\r':
+        out += '\\r';
+        break;
+      case '\t':
+        out += '\\t';
+        break;
+      case '\x07':
+        out += '\\a';
+        break;
+      case '\b':
+        out += '\\b';
+        break;
+      case '\f':
+        out += '\\f';
+        break;
+      case '\v':
+        out += '\\v';
+        break;
       default:
         if (c < 0x20 || c === 0x7f) out += '\\x' + c.toString(16).padStart(2, '0');
         else out += ch;
@@ -165,7 +182,7 @@ export function parseGoDuration(orig: string): number {
   }
   if (s === '0') return 0;
   if (s === '') throw new Error(`time: invalid duration ${goQuote(orig)}`);
-  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, μs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
   let total = 0;
   while (s !== '') {
     const num = /^(\d*)(\.\d*)?/.exec(s);
@@ -300,10 +317,13 @@ function ns(ms: number): number {
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(new Aborted());
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, Math.max(0, ms));
+    const t = setTimeout(
+      () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      Math.max(0, ms),
+    );
     const onAbort = (): void => {
       clearTimeout(t);
       reject(new Aborted());
@@ -323,10 +343,7 @@ function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   return Promise.race([p, untilAborted(signal)]);
 }
 
-const ALLOWED_ORIGINS: RegExp[] = [
-  /^https?:\/\/(localhost|127\.0\.0\.1|0\.0\.0\.0)(:\d+)?$/i,
-  /^(app|file|tauri|vscode-webview|vscode-file):\/\/.*$/i,
-];
+const ALLOWED_ORIGINS: RegExp[] = [/^https?:\/\/(localhost|127\.0\.0\.1|0\.0\.0\.0)(:\d+)?$/i, /^(app|file|tauri|vscode-webview|vscode-file):\/\/.*$/i];
 export function isAllowedOrigin(origin: string): boolean {
   return ALLOWED_ORIGINS.some((re) => re.test(origin));
 }
@@ -338,11 +355,16 @@ function instanceFor(schema: unknown, depth = 0): unknown {
   if ('const' in schema) return schema.const;
   const type = Array.isArray(schema.type) ? schema.type[0] : schema.type;
   switch (type) {
-    case 'string': return 'fake';
-    case 'integer': return typeof schema.minimum === 'number' ? Math.ceil(schema.minimum) : 1;
-    case 'number': return typeof schema.minimum === 'number' ? schema.minimum : 1;
-    case 'boolean': return true;
-    case 'null': return null;
+    case 'string':
+      return 'fake';
+    case 'integer':
+      return typeof schema.minimum === 'number' ? Math.ceil(schema.minimum) : 1;
+    case 'number':
+      return typeof schema.minimum === 'number' ? schema.minimum : 1;
+    case 'boolean':
+      return true;
+    case 'null':
+      return null;
     case 'array': {
       const min = typeof schema.minItems === 'number' ? schema.minItems : 0;
       return Array.from({ length: min }, () => instanceFor(schema.items, depth + 1));
@@ -416,14 +438,7 @@ interface GenPlan {
 
 type Handler = (ctx: Ctx) => Promise<void> | void;
 
-const INFERENCE_PATHS = new Set([
-  '/api/generate',
-  '/api/chat',
-  '/api/embed',
-  '/api/embeddings',
-  '/v1/chat/completions',
-  '/v1/embeddings',
-]);
+const INFERENCE_PATHS = new Set(['/api/generate', '/api/chat', '/api/embed', '/api/embeddings', '/v1/chat/completions', '/v1/embeddings']);
 
 // ---------------------------------------------------------------------------------------------
 // FakeOllama
@@ -723,10 +738,7 @@ export class FakeOllama {
       const k = goKind(v);
       const ok = kind === 'number' ? k === 'number' : kind === 'object' ? k === 'object' : k === kind;
       if (!ok) {
-        throw new HttpError(
-          400,
-          `json: cannot unmarshal ${k} into Go struct field ${structName}.${field} of type ${goTypes[kind]}`,
-        );
+        throw new HttpError(400, `json: cannot unmarshal ${k} into Go struct field ${structName}.${field} of type ${goTypes[kind]}`);
       }
     }
   }
@@ -880,7 +892,9 @@ export class FakeOllama {
     const dims = this.dims(st);
     const isEmbed = this.caps(st).includes('embedding');
     const template = isEmbed ? '{{ .Prompt }}' : '{{ if .System }}<|system|>{{ .System }}{{ end }}<|user|>{{ .Prompt }}<|assistant|>';
-    const parameters = isEmbed ? 'num_ctx                        8192' : 'stop                           "<|eot_id|>"\nstop                           "<|start_header_id|>"';
+    const parameters = isEmbed
+      ? 'num_ctx                        8192'
+      : 'stop                           "<|eot_id|>"\nstop                           "<|start_header_id|>"';
     this.sendJson(ctx.res, 200, {
       license: 'fake license',
       modelfile: `# Modelfile generated by "ollama show"\nFROM /root/.ollama/models/blobs/sha256-${sha256(st.key)}\nTEMPLATE """${template}"""\n${parameters.replace(/ +/g, ' ').replace(/^/gm, 'PARAMETER ')}\n`,
@@ -949,7 +963,12 @@ export class FakeOllama {
         text = this.defaultReply;
       }
     }
-    const stops = typeof options.stop === 'string' ? [options.stop] : Array.isArray(options.stop) ? options.stop.filter((s): s is string => typeof s === 'string' && s !== '') : [];
+    const stops =
+      typeof options.stop === 'string'
+        ? [options.stop]
+        : Array.isArray(options.stop)
+          ? options.stop.filter((s): s is string => typeof s === 'string' && s !== '')
+          : [];
     for (const s of stops) {
       const i = text.indexOf(s);
       if (i >= 0) text = text.slice(0, i);
@@ -969,7 +988,14 @@ export class FakeOllama {
   }
 
   /** Empty prompt / messages: load (done_reason load) or unload with keep_alive 0 (done_reason unload). */
-  private async loadOnly(ctx: Ctx, st: ModelState, name: string, keepAliveMs: number | undefined, numCtx: number, extra: Record<string, unknown>): Promise<void> {
+  private async loadOnly(
+    ctx: Ctx,
+    st: ModelState,
+    name: string,
+    keepAliveMs: number | undefined,
+    numCtx: number,
+    extra: Record<string, unknown>,
+  ): Promise<void> {
     if (keepAliveMs === 0) {
       if (st.refCount === 0) st.loaded = undefined;
       this.sendJson(ctx.res, 200, { model: name, created_at: nowIso(), ...extra, done: true, done_reason: 'unload' });
@@ -985,8 +1011,16 @@ export class FakeOllama {
   private async handleGenerate(ctx: Ctx): Promise<void> {
     const body = this.parseBody(ctx, 'api.GenerateRequest');
     this.checkTypes(body, 'GenerateRequest', {
-      model: 'string', prompt: 'string', suffix: 'string', system: 'string', template: 'string',
-      stream: 'bool', raw: 'bool', images: 'array', options: 'object', context: 'array',
+      model: 'string',
+      prompt: 'string',
+      suffix: 'string',
+      system: 'string',
+      template: 'string',
+      stream: 'bool',
+      raw: 'bool',
+      images: 'array',
+      options: 'object',
+      context: 'array',
     });
     const keepAliveMs = parseKeepAlive(body.keep_alive);
     this.validateCommon(body);
@@ -997,7 +1031,8 @@ export class FakeOllama {
       throw new HttpError(400, 'raw mode does not support template, system, or context');
     }
     const images = (body.images as unknown[] | undefined) ?? [];
-    if (images.some((i) => typeof i !== 'string')) throw new HttpError(400, 'json: cannot unmarshal number into Go struct field GenerateRequest.images of type api.ImageData');
+    if (images.some((i) => typeof i !== 'string'))
+      throw new HttpError(400, 'json: cannot unmarshal number into Go struct field GenerateRequest.images of type api.ImageData');
     if (!this.caps(st).includes('completion')) throw new HttpError(400, `${goQuote(name)} does not support generate`);
     this.checkThinking(st, name, body.think);
     this.checkVision(st, images.length > 0);
@@ -1018,9 +1053,17 @@ export class FakeOllama {
       whole: (full, m, dr) => ({ model: name, created_at: created(), response: full, done: true, done_reason: dr, context: fakeContext(m), ...m }),
     };
     await this.generate({
-      ctx, st, requestedName: name, stream: body.stream !== false,
+      ctx,
+      st,
+      requestedName: name,
+      stream: body.stream !== false,
       promptTokens: countWords(prompt) + countWords((body.system as string | undefined) ?? ''),
-      tokens, doneReason, keepAliveMs, numCtx: this.numCtx(options), startedAt: performance.now(), fmt,
+      tokens,
+      doneReason,
+      keepAliveMs,
+      numCtx: this.numCtx(options),
+      startedAt: performance.now(),
+      fmt,
     });
   }
 
@@ -1062,8 +1105,17 @@ export class FakeOllama {
       whole: (full, m, dr) => ({ model: name, created_at: nowIso(), message: msg(full), done: true, done_reason: dr, ...m }),
     };
     await this.generate({
-      ctx, st, requestedName: name, stream: body.stream !== false, promptTokens,
-      tokens, doneReason, keepAliveMs, numCtx: this.numCtx(options), startedAt: performance.now(), fmt,
+      ctx,
+      st,
+      requestedName: name,
+      stream: body.stream !== false,
+      promptTokens,
+      tokens,
+      doneReason,
+      keepAliveMs,
+      numCtx: this.numCtx(options),
+      startedAt: performance.now(),
+      fmt,
     });
   }
 
@@ -1120,7 +1172,8 @@ export class FakeOllama {
     const sse = (o: unknown): string => `data: ${JSON.stringify(o)}\n\n`;
     const fmt: Formatter = {
       streamContentType: SSE_CT,
-      chunk: (tok) => sse({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: { role: 'assistant', content: tok }, finish_reason: null }] }),
+      chunk: (tok) =>
+        sse({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: { role: 'assistant', content: tok }, finish_reason: null }] }),
       final: (m, dr) =>
         sse({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: dr }] }) +
         (includeUsage ? sse({ ...base, object: 'chat.completion.chunk', choices: [], usage: usage(m) }) : '') +
@@ -1134,8 +1187,17 @@ export class FakeOllama {
       }),
     };
     await this.generate({
-      ctx, st, requestedName: name, stream: body.stream === true, promptTokens,
-      tokens, doneReason, keepAliveMs: undefined, numCtx: DEFAULT_NUM_CTX, startedAt: performance.now(), fmt,
+      ctx,
+      st,
+      requestedName: name,
+      stream: body.stream === true,
+      promptTokens,
+      tokens,
+      doneReason,
+      keepAliveMs: undefined,
+      numCtx: DEFAULT_NUM_CTX,
+      startedAt: performance.now(),
+      fmt,
     });
   }
 
@@ -1300,7 +1362,8 @@ export class FakeOllama {
     const st = this.findModel(name);
     if (!st) throw new HttpError(404, `model '${name}' not found`);
     const enc = body.encoding_format ?? 'float';
-    if (enc !== 'float' && enc !== 'base64') throw new HttpError(400, `invalid encoding format: ${goQuote(typeof enc === 'string' ? enc : JSON.stringify(enc))}`);
+    if (enc !== 'float' && enc !== 'base64')
+      throw new HttpError(400, `invalid encoding format: ${goQuote(typeof enc === 'string' ? enc : JSON.stringify(enc))}`);
     await this.embedCommon(ctx, st, undefined, DEFAULT_NUM_CTX);
     const vectors = this.embedVectors(st, inputs, body.dimensions);
     const promptTokens = inputs.reduce((a, t) => a + Math.max(1, countWords(t)), 0);

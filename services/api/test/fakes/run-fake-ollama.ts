@@ -19,15 +19,24 @@ export function parseBehaviour(spec: string): Behaviour {
     return v;
   };
   switch (kind) {
-    case 'normal': return { kind: 'normal' };
-    case 'oom': return { kind: 'oom' };
-    case 'oom-legacy': return { kind: 'oom', message: ERR_OOM_LEGACY };
-    case 'crash': return { kind: 'crash' };
-    case 'queue-full': return { kind: 'queue-full' };
-    case 'hang': return { kind: 'hang' };
-    case 'drop-connection': return { kind: 'drop-connection' };
-    case 'midstream-error': return { kind: 'midstream-error', afterChunks: n(2) };
-    case 'stall-after': return { kind: 'stall-after', chunks: n(2) };
+    case 'normal':
+      return { kind: 'normal' };
+    case 'oom':
+      return { kind: 'oom' };
+    case 'oom-legacy':
+      return { kind: 'oom', message: ERR_OOM_LEGACY };
+    case 'crash':
+      return { kind: 'crash' };
+    case 'queue-full':
+      return { kind: 'queue-full' };
+    case 'hang':
+      return { kind: 'hang' };
+    case 'drop-connection':
+      return { kind: 'drop-connection' };
+    case 'midstream-error':
+      return { kind: 'midstream-error', afterChunks: n(2) };
+    case 'stall-after':
+      return { kind: 'stall-after', chunks: n(2) };
     case 'reject': {
       const status = Number(rest[0]);
       if (!Number.isInteger(status)) throw new Error(`bad status in behaviour ${JSON.stringify(spec)}`);
@@ -57,14 +66,30 @@ export function parseArgs(argv: string[]): { opts: FakeOllamaOptions; behaviours
       return v;
     };
     switch (flag) {
-      case '--port': opts.port = num(); break;
-      case '--host': opts.host = value(); break;
-      case '--token-delay-ms': opts.tokenDelayMs = num(); break;
-      case '--load-delay-ms': opts.loadDelayMs = num(); break;
-      case '--pull-delay-ms': opts.pullDelayMs = num(); break;
-      case '--version': opts.version = value(); break;
+      case '--port':
+        opts.port = num();
+        break;
+      case '--host':
+        opts.host = value();
+        break;
+      case '--token-delay-ms':
+        opts.tokenDelayMs = num();
+        break;
+      case '--load-delay-ms':
+        opts.loadDelayMs = num();
+        break;
+      case '--pull-delay-ms':
+        opts.pullDelayMs = num();
+        break;
+      case '--version':
+        opts.version = value();
+        break;
       case '--models':
-        opts.models = value().split(',').map((s) => s.trim()).filter(Boolean).map((name) => ({ ...guessModel(name), name }));
+        opts.models = value()
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+          .map((name) => ({ ...guessModel(name), name }));
         break;
       case '--behaviour':
       case '--behavior': {

@@ -17,7 +17,16 @@ jest.setTimeout(60_000);
 const PROJECT = `alc-test-${process.pid}`;
 const PS = {
   models: [
-    { name: 'llama3.1:8b', model: 'llama3.1:8b', size: 6_000_000_000, size_vram: 6_000_000_000, digest: 'a', details: {}, expires_at: '2099-01-01T00:00:00Z', context_length: 4096 },
+    {
+      name: 'llama3.1:8b',
+      model: 'llama3.1:8b',
+      size: 6_000_000_000,
+      size_vram: 6_000_000_000,
+      digest: 'a',
+      details: {},
+      expires_at: '2099-01-01T00:00:00Z',
+      context_length: 4096,
+    },
     { name: 'big:70b', model: 'big:70b', size: 40_000_000_000, size_vram: 10_000_000_000, digest: 'b', details: {}, expires_at: '2099-01-01T00:00:00Z' },
   ],
 };
@@ -67,7 +76,9 @@ describe('admin container routes against podman', () => {
       expect.objectContaining({ name: 'llama3.1:8b', size: 6e9, sizeVram: 6e9, vramShare: 1, partlyOnCpu: false, contextLength: 4096 }),
       expect.objectContaining({ name: 'big:70b', vramShare: 0.25, partlyOnCpu: true, contextLength: null }),
     ]);
-    expect(audits()).toEqual([expect.objectContaining({ user: 'admin', action: 'ollama.status', target: standin.name, outcome: 'ok', durationMs: expect.any(Number) })]);
+    expect(audits()).toEqual([
+      expect.objectContaining({ user: 'admin', action: 'ollama.status', target: standin.name, outcome: 'ok', durationMs: expect.any(Number) }),
+    ]);
   });
 
   test('When an admin restarts Ollama, then the container really restarts and the call returns once the stand-in answers again', async () => {
@@ -122,7 +133,10 @@ describe('admin container routes against podman', () => {
 
   test('When a restart is running, then a second one gets 409 RESTART_IN_PROGRESS and generation gets 503 OLLAMA_RESTARTING with Retry-After', async () => {
     const { app, state, audits } = buildAdminApp(env());
-    const first = request(app).post('/admin/ollama/restart').auth(ADMIN.user, ADMIN.password).then((r) => r);
+    const first = request(app)
+      .post('/admin/ollama/restart')
+      .auth(ADMIN.user, ADMIN.password)
+      .then((r) => r);
     await waitFor(() => state.restarting, 10_000, 'restart begun');
 
     const second = await request(app).post('/admin/ollama/restart').auth(ADMIN.user, ADMIN.password).expect(409);
@@ -131,13 +145,21 @@ describe('admin container routes against podman', () => {
     const gen = await request(app).post('/v1/generate').auth(USER.user, USER.password).send({ prompt: 'hello' }).expect(503);
     expect(gen.body.error.code).toBe('OLLAMA_RESTARTING');
     expect(gen.headers['retry-after']).toMatch(/^\d+$/);
-    const chat = await request(app).post('/v1/chat').auth(USER.user, USER.password).send({ messages: [{ role: 'user', content: 'hi' }], stream: true }).expect(503);
+    const chat = await request(app)
+      .post('/v1/chat')
+      .auth(USER.user, USER.password)
+      .send({ messages: [{ role: 'user', content: 'hi' }], stream: true })
+      .expect(503);
     expect(chat.body.error.code).toBe('OLLAMA_RESTARTING');
 
     const done = await first;
     expect(done.status).toBe(200);
     expect(state.restarting).toBe(false);
-    expect(audits().map((a) => a.outcome).sort()).toEqual(['RESTART_IN_PROGRESS', 'ok']);
+    expect(
+      audits()
+        .map((a) => a.outcome)
+        .sort(),
+    ).toEqual(['RESTART_IN_PROGRESS', 'ok']);
   });
 
   test('When Ollama does not answer within RESTART_WAIT_S, then 504 RESTART_TIMEOUT and generation is let through again', async () => {

@@ -41,7 +41,10 @@ describe('admin model routes against the fake Ollama', () => {
   });
   afterAll(() => fake.close());
 
-  const admin = () => ({ post: (p: string) => request(a.app).post(p).auth(ADMIN.user, ADMIN.password), del: (p: string) => request(a.app).delete(p).auth(ADMIN.user, ADMIN.password) });
+  const admin = () => ({
+    post: (p: string) => request(a.app).post(p).auth(ADMIN.user, ADMIN.password),
+    del: (p: string) => request(a.app).delete(p).auth(ADMIN.user, ADMIN.password),
+  });
 
   test('When a non-admin or anonymous caller uses the model routes, then 403 / 401 and Ollama is not called', async () => {
     await request(a.app).post('/admin/models/pull').send({ model: 'qwen3:4b' }).expect(401);
@@ -80,10 +83,12 @@ describe('admin model routes against the fake Ollama', () => {
 
     const after = await request(a.app).get('/v1/models').auth(USER.user, USER.password).expect(200);
     expect(after.body.models.map((m: { name: string }) => m.name)).toContain('qwen3:4b');
-    expect(a.audits()).toEqual([expect.objectContaining({ user: 'admin', action: 'model.pull', target: 'qwen3:4b', outcome: 'ok', durationMs: expect.any(Number) })]);
+    expect(a.audits()).toEqual([
+      expect.objectContaining({ user: 'admin', action: 'model.pull', target: 'qwen3:4b', outcome: 'ok', durationMs: expect.any(Number) }),
+    ]);
   });
 
-  test('When the pull fails inside the stream, then the stream ends with one error line (PULL_FAILED, Ollama\'s message)', async () => {
+  test("When the pull fails inside the stream, then the stream ends with one error line (PULL_FAILED, Ollama's message)", async () => {
     const r = await pullNdjson(baseUrl, { model: 'failing-model:1b' });
     expect(r.status).toBe(200);
     const last = r.lines.at(-1)!.line as { error: Record<string, unknown> };
@@ -154,7 +159,9 @@ describe('admin model routes against the fake Ollama', () => {
     fake.addModel({ name: 'hf.co/org/repo:Q4_K_M', sizeBytes: 1e9, capabilities: ['completion'] });
     await admin().post('/admin/models/hf.co/org/repo:Q4_K_M/load').expect(200);
     expect(fake.loadedModels()).toContain('hf.co/org/repo:q4_k_m'); // the fake keys models lower-case
-    await admin().post(`/admin/models/${encodeURIComponent('hf.co/org/repo:Q4_K_M')}/unload`).expect(200);
+    await admin()
+      .post(`/admin/models/${encodeURIComponent('hf.co/org/repo:Q4_K_M')}/unload`)
+      .expect(200);
     await admin().del('/admin/models/hf.co/org/repo:Q4_K_M').expect(200);
     expect(fake.requests.filter((q) => q.path !== '/api/ps').map((q) => (q.body as { model: string }).model)).toEqual([
       'hf.co/org/repo:Q4_K_M',

@@ -40,7 +40,15 @@ describe('basic auth and what the logs hold', () => {
     expect(all).not.toContain(res.body.response);
     expect(all).not.toContain('pw-waldus-123');
     const line = h.logs.map((l) => JSON.parse(l)).find((l) => l.message === 'request' && l.requestId === 'log-check-1');
-    expect(line).toMatchObject({ method: 'POST', route: '/v1/generate', status: 200, user: 'waldus', model: 'llama3.1:8b', queueWaitMs: expect.any(Number), tokens: expect.any(Number) });
+    expect(line).toMatchObject({
+      method: 'POST',
+      route: '/v1/generate',
+      status: 200,
+      user: 'waldus',
+      model: 'llama3.1:8b',
+      queueWaitMs: expect.any(Number),
+      tokens: expect.any(Number),
+    });
     expect(line.durationMs).toEqual(expect.any(Number));
   });
 });

@@ -45,7 +45,10 @@ describe('local failures, each with its own code, status and hint', () => {
 
   test('When Ollama itself says the model is gone (deleted after our cache), then 404 MODEL_NOT_FOUND too', async () => {
     h.fake.setBehaviour('llama3.1:8b', { kind: 'reject', status: 404, error: "model 'llama3.1:8b' not found" });
-    const res = await request(h.app).post('/v1/chat').send({ messages: [{ role: 'user', content: 'hi' }] }).expect(404);
+    const res = await request(h.app)
+      .post('/v1/chat')
+      .send({ messages: [{ role: 'user', content: 'hi' }] })
+      .expect(404);
     expect(res.body.error.code).toBe('MODEL_NOT_FOUND');
   });
 
@@ -91,7 +94,9 @@ describe('local failures, each with its own code, status and hint', () => {
     const { res, lines } = await readNdjson(`${base}/v1/chat`, { messages: [{ role: 'user', content: 'hi' }], stream: true });
     expect(res.status).toBe(200);
     expect(lines).toHaveLength(3);
-    expect(lines[2].line).toMatchObject({ error: { code: 'UPSTREAM_ERROR', message: expect.stringContaining('an error was encountered while running the model') } });
+    expect(lines[2].line).toMatchObject({
+      error: { code: 'UPSTREAM_ERROR', message: expect.stringContaining('an error was encountered while running the model') },
+    });
   });
 
   test('When an error line arrives for a non-streamed caller, then 502 UPSTREAM_ERROR', async () => {
@@ -114,7 +119,10 @@ describe('local failures, each with its own code, status and hint', () => {
 
   test('When Ollama rejects an option, then 400 UPSTREAM_REJECTED carries its message', async () => {
     h.fake.setBehaviour('llama3.1:8b', { kind: 'reject', status: 400, error: 'registry.ollama.ai/library/llama3.1:8b does not support tools' });
-    const res = await request(h.app).post('/v1/chat').send({ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: 'f' } }] }).expect(400);
+    const res = await request(h.app)
+      .post('/v1/chat')
+      .send({ messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: 'f' } }] })
+      .expect(400);
     expect(res.body.error).toMatchObject({ code: 'UPSTREAM_REJECTED', message: expect.stringContaining('does not support tools') });
   });
 

@@ -92,8 +92,14 @@ describe('image fetcher SSRF guard', () => {
   });
 
   test('When an allowed host redirects to a private address, then the redirect is refused', async () => {
-    await expect(fetcher().fetch(`http://images.test:${port}/to-private`)).rejects.toMatchObject({ code: 'URL_NOT_ALLOWED', message: expect.stringContaining('10.0.0.1') });
-    await expect(fetcher().fetch(`http://images.test:${port}/to-nas`)).rejects.toMatchObject({ code: 'URL_NOT_ALLOWED', message: expect.stringContaining('192.168.1.10') });
+    await expect(fetcher().fetch(`http://images.test:${port}/to-private`)).rejects.toMatchObject({
+      code: 'URL_NOT_ALLOWED',
+      message: expect.stringContaining('10.0.0.1'),
+    });
+    await expect(fetcher().fetch(`http://images.test:${port}/to-nas`)).rejects.toMatchObject({
+      code: 'URL_NOT_ALLOWED',
+      message: expect.stringContaining('192.168.1.10'),
+    });
     expect(hits).toEqual(['/to-private', '/to-nas']);
   });
 
@@ -106,7 +112,10 @@ describe('image fetcher SSRF guard', () => {
     await expect(fetcher().fetch(`http://images.test:${port}/page`)).rejects.toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE', status: 415 });
     await expect(fetcher({ maxBytes: 1000 }).fetch(`http://images.test:${port}/big.png`)).rejects.toMatchObject({ code: 'IMAGE_TOO_LARGE', status: 413 });
     await expect(fetcher().fetch(`http://images.test:${port}/nope.png`)).rejects.toMatchObject({ code: 'IMAGE_FETCH_FAILED', status: 422 });
-    await expect(fetcher({ timeoutMs: 300 }).fetch(`http://images.test:${port}/slow.png`)).rejects.toMatchObject({ code: 'IMAGE_FETCH_FAILED', message: expect.stringContaining('within') });
+    await expect(fetcher({ timeoutMs: 300 }).fetch(`http://images.test:${port}/slow.png`)).rejects.toMatchObject({
+      code: 'IMAGE_FETCH_FAILED',
+      message: expect.stringContaining('within'),
+    });
     await expect(fetcher().fetch('http://unknown.test/x.png')).rejects.toMatchObject({ code: 'IMAGE_FETCH_FAILED' });
   });
 

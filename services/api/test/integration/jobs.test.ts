@@ -28,13 +28,22 @@ describe('async jobs for long generations', () => {
     expect(res.body).toMatchObject({ job_id: expect.stringMatching(/^[0-9a-f-]{36}$/), status: expect.stringMatching(/queued|running/), kind: 'generate' });
     expect(res.headers.location).toBe(`/v1/jobs/${res.body.job_id}`);
     const done = await poll(h, res.body.job_id, A, (s) => s === 'done');
-    expect(done.body).toMatchObject({ status: 'done', kind: 'generate', owner: 'waldus', result: { model: 'llama3.1:8b', response: 'Hello from the fake Ollama.', done_reason: 'stop' } });
+    expect(done.body).toMatchObject({
+      status: 'done',
+      kind: 'generate',
+      owner: 'waldus',
+      result: { model: 'llama3.1:8b', response: 'Hello from the fake Ollama.', done_reason: 'stop' },
+    });
     expect(done.body.startedAt).toEqual(expect.any(String));
     expect(done.body.finishedAt).toEqual(expect.any(String));
   });
 
   test('When another user asks for the job, then 404; an admin may read it', async () => {
-    const res = await request(h.app).post('/v1/chat').set('Authorization', A).send({ messages: [{ role: 'user', content: 'hi' }], async: true }).expect(202);
+    const res = await request(h.app)
+      .post('/v1/chat')
+      .set('Authorization', A)
+      .send({ messages: [{ role: 'user', content: 'hi' }], async: true })
+      .expect(202);
     await request(h.app).get(`/v1/jobs/${res.body.job_id}`).set('Authorization', B).expect(404);
     await request(h.app).get(`/v1/jobs/${res.body.job_id}`).set('Authorization', basic('owner', 'po')).expect(200);
   });

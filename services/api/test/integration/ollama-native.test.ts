@@ -30,7 +30,10 @@ describe('/ollama with the official ollama-js client', () => {
   let base: string;
   let ollama: Ollama;
   beforeAll(async () => {
-    h = await startHarness({ ...USERS, NUM_CTX: '2048', OLLAMA_KEEP_ALIVE: '30m', MAX_CONCURRENT: '1', MAX_QUEUE: '4', CAPTURE_LOGS: '1' }, { tokenDelayMs: 15 });
+    h = await startHarness(
+      { ...USERS, NUM_CTX: '2048', OLLAMA_KEEP_ALIVE: '30m', MAX_CONCURRENT: '1', MAX_QUEUE: '4', CAPTURE_LOGS: '1' },
+      { tokenDelayMs: 15 },
+    );
     base = await h.listen();
     ollama = client(base);
   });

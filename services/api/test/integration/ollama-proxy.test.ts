@@ -76,7 +76,14 @@ describe('OllamaClient.proxy', () => {
   test('When no header comes within the first-byte timeout, then UPSTREAM_TIMEOUT naming the model', async () => {
     fake.setBehaviour('llama3.1:8b', { kind: 'hang' });
     const err = await failure(
-      ollama.proxy({ method: 'POST', path: '/api/chat', body: { model: 'llama3.1:8b', messages: [{ role: 'user', content: 'x' }] }, model: 'llama3.1:8b', firstByteTimeoutMs: 200, idleTimeoutMs: 5000 }),
+      ollama.proxy({
+        method: 'POST',
+        path: '/api/chat',
+        body: { model: 'llama3.1:8b', messages: [{ role: 'user', content: 'x' }] },
+        model: 'llama3.1:8b',
+        firstByteTimeoutMs: 200,
+        idleTimeoutMs: 5000,
+      }),
     );
     expect(err.code).toBe('UPSTREAM_TIMEOUT');
     expect(err.message).toContain("'llama3.1:8b'");
@@ -85,7 +92,14 @@ describe('OllamaClient.proxy', () => {
   test('When Ollama goes silent mid-body, then the body fails with UPSTREAM_TIMEOUT and the upstream call is aborted', async () => {
     fake.setBehaviour('llama3.1:8b', { kind: 'stall-after', chunks: 2 });
     const abortedBefore = fake.stats.aborted;
-    const res = await ollama.proxy({ method: 'POST', path: '/api/generate', body: { model: 'llama3.1:8b', prompt: 'x' }, model: 'llama3.1:8b', firstByteTimeoutMs: 2000, idleTimeoutMs: 200 });
+    const res = await ollama.proxy({
+      method: 'POST',
+      path: '/api/generate',
+      body: { model: 'llama3.1:8b', prompt: 'x' },
+      model: 'llama3.1:8b',
+      firstByteTimeoutMs: 2000,
+      idleTimeoutMs: 200,
+    });
     expect(res.status).toBe(200);
     const err = await failure(text(res));
     expect(err.code).toBe('UPSTREAM_TIMEOUT');

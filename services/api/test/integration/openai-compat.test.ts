@@ -55,7 +55,7 @@ describe('/openai/v1 with the official openai client', () => {
     expect(lastRequest(h, '/v1/chat/completions')!.body).toMatchObject({ response_format: { type: 'json_schema', json_schema: { schema } } });
   });
 
-  test('When models.list is called, then Ollama\'s model list comes back', async () => {
+  test("When models.list is called, then Ollama's model list comes back", async () => {
     const ids: string[] = [];
     for await (const m of openai.models.list()) ids.push(m.id);
     expect(ids).toEqual(expect.arrayContaining(['llama3.1:8b', 'mistral:7b', 'nomic-embed-text:latest']));
@@ -193,7 +193,8 @@ describe('/openai/v1 with the official openai client', () => {
     const plain = [1, 2].map(() => openai.chat.completions.create({ model: 'llama3.1:8b', messages: hello }));
     const streamed = (async () => {
       let t = '';
-      for await (const c of await openai.chat.completions.create({ model: 'llama3.1:8b', messages: hello, stream: true })) t += c.choices[0]?.delta?.content ?? '';
+      for await (const c of await openai.chat.completions.create({ model: 'llama3.1:8b', messages: hello, stream: true }))
+        t += c.choices[0]?.delta?.content ?? '';
       return t;
     })();
     const results = await Promise.all(plain);
@@ -210,7 +211,12 @@ describe('/openai/v1 with the official openai client', () => {
     expect(typeof line.queueWaitMs).toBe('number');
     expect(h.logs.join('\n')).not.toContain('SECRET-OPENAI-PROMPT');
     h.logs.length = 0;
-    for await (const _c of await openai.chat.completions.create({ model: 'llama3.1:8b', messages: hello, stream: true, stream_options: { include_usage: true } })) {
+    for await (const _c of await openai.chat.completions.create({
+      model: 'llama3.1:8b',
+      messages: hello,
+      stream: true,
+      stream_options: { include_usage: true },
+    })) {
       /* read all */
     }
     await new Promise((r) => setTimeout(r, 50));

@@ -110,7 +110,15 @@ describe('the GPU queue in front of Ollama', () => {
     holder.abort();
     await running;
     const text = await streamed.text();
-    const lines = text.trim().split('\n').map((l) => JSON.parse(l));
-    expect(lines.filter((l) => !l.done).map((l) => l.response).join('')).toBe('after the wait');
+    const lines = text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(
+      lines
+        .filter((l) => !l.done)
+        .map((l) => l.response)
+        .join(''),
+    ).toBe('after the wait');
   });
 });

@@ -20,7 +20,11 @@ describe('gateway routes against the fake Ollama', () => {
 
   test('When Ollama is up with the default model, then /ready is 200 and cached until forced', async () => {
     const first = await request(h.app).get('/ready?force=true').expect(200);
-    expect(first.body).toMatchObject({ status: 'ready', ollama: { reachable: true, version: '0.32.15' }, defaultModel: { name: 'llama3.1:8b', installed: true } });
+    expect(first.body).toMatchObject({
+      status: 'ready',
+      ollama: { reachable: true, version: '0.32.15' },
+      defaultModel: { name: 'llama3.1:8b', installed: true },
+    });
     const calls = h.fake.requests.length;
     const second = await request(h.app).get('/ready').expect(200);
     expect(second.body.cached).toBe(true);
@@ -39,7 +43,10 @@ describe('gateway routes against the fake Ollama', () => {
   });
 
   test('When generating without stream, then text and usage come back and plan defaults and num_ctx are sent upstream', async () => {
-    const res = await request(h.app).post('/v1/generate').send({ prompt: 'Say hello', options: { seed: 42 } }).expect(200);
+    const res = await request(h.app)
+      .post('/v1/generate')
+      .send({ prompt: 'Say hello', options: { seed: 42 } })
+      .expect(200);
     expect(res.body.model).toBe('llama3.1:8b');
     expect(res.body.response).toBe('Hello from the fake Ollama.');
     expect(res.body.done_reason).toBe('stop');
@@ -69,7 +76,10 @@ describe('gateway routes against the fake Ollama', () => {
     expect(res.headers.get('content-type')).toContain('application/x-ndjson');
     expect(res.headers.get('x-accel-buffering')).toBe('no');
     expect(lines.length).toBeGreaterThan(2);
-    const text = lines.filter((l) => !l.line.done).map((l) => l.line.response).join('');
+    const text = lines
+      .filter((l) => !l.line.done)
+      .map((l) => l.line.response)
+      .join('');
     expect(text).toBe('Hello from the fake Ollama.');
     const last = lines[lines.length - 1].line;
     expect(last).toMatchObject({ done: true, done_reason: 'stop', model: 'llama3.1:8b' });
@@ -86,7 +96,10 @@ describe('gateway routes against the fake Ollama', () => {
     expect(res.body.usage.prompt_tokens).toBeGreaterThan(0);
     const base = await h.listen();
     const { lines } = await readNdjson(`${base}/v1/chat`, { messages, stream: true });
-    const content = lines.filter((l) => !l.line.done).map((l) => (l.line.message as { content: string }).content).join('');
+    const content = lines
+      .filter((l) => !l.line.done)
+      .map((l) => (l.line.message as { content: string }).content)
+      .join('');
     expect(content).toBe('Hello from the fake Ollama.');
     expect(lines[lines.length - 1].line.done).toBe(true);
   });
@@ -103,7 +116,10 @@ describe('gateway routes against the fake Ollama', () => {
   });
 
   test('When embedding a batch, then one upstream call returns one vector per input with its dimensions', async () => {
-    const res = await request(h.app).post('/v1/embeddings').send({ input: ['alpha', 'beta', 'gamma'] }).expect(200);
+    const res = await request(h.app)
+      .post('/v1/embeddings')
+      .send({ input: ['alpha', 'beta', 'gamma'] })
+      .expect(200);
     expect(res.body.model).toBe('nomic-embed-text');
     expect(res.body.dimensions).toBe(768);
     expect(res.body.embeddings).toHaveLength(3);
@@ -115,7 +131,12 @@ describe('gateway routes against the fake Ollama', () => {
   });
 
   test('When the model answers valid JSON, then /v1/structured returns the data after one attempt and sent the schema both ways', async () => {
-    const schema = { type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer', minimum: 0 } }, required: ['name', 'age'], additionalProperties: false };
+    const schema = {
+      type: 'object',
+      properties: { name: { type: 'string' }, age: { type: 'integer', minimum: 0 } },
+      required: ['name', 'age'],
+      additionalProperties: false,
+    };
     h.fake.queueReplies('llama3.1:8b', ['{"name":"Ada","age":36}']);
     const res = await request(h.app).post('/v1/structured').send({ prompt: 'Who wrote the first program?', schema }).expect(200);
     expect(res.body).toMatchObject({ data: { name: 'Ada', age: 36 }, attempts: 1, model: 'llama3.1:8b' });
@@ -146,7 +167,10 @@ describe('gateway routes against the fake Ollama', () => {
   });
 
   test('When the schema itself is invalid, then 400 INVALID_SCHEMA and Ollama is not called', async () => {
-    const res = await request(h.app).post('/v1/structured').send({ prompt: 'x', schema: { type: 'objekt' } }).expect(400);
+    const res = await request(h.app)
+      .post('/v1/structured')
+      .send({ prompt: 'x', schema: { type: 'objekt' } })
+      .expect(400);
     expect(res.body.error.code).toBe('INVALID_SCHEMA');
     expect(h.fake.requests.filter((r) => r.path === '/api/chat')).toHaveLength(0);
   });

@@ -35,7 +35,10 @@ describe('bad input always gets a clear 4xx JSON error', () => {
   ];
 
   test.each(malformed)('When %s, then 400 VALIDATION_ERROR names %s', async (_name, path, body, field) => {
-    const res = await request(h.app).post(path).send(body as object).expect(400);
+    const res = await request(h.app)
+      .post(path)
+      .send(body as object)
+      .expect(400);
     expect(res.headers['content-type']).toMatch(/application\/json/);
     expect(res.body.error.code).toBe('VALIDATION_ERROR');
     expect(res.body.error.fields.map((f: { field: string }) => f.field).join(' ')).toContain(field);
@@ -43,7 +46,10 @@ describe('bad input always gets a clear 4xx JSON error', () => {
   });
 
   test('When several fields are bad, then each one is listed', async () => {
-    const res = await request(h.app).post('/v1/generate').send({ prompt: 3, options: { top_p: 7 }, stream: 'x' }).expect(400);
+    const res = await request(h.app)
+      .post('/v1/generate')
+      .send({ prompt: 3, options: { top_p: 7 }, stream: 'x' })
+      .expect(400);
     const fields = res.body.error.fields.map((f: { field: string }) => f.field);
     expect(fields).toEqual(expect.arrayContaining(['body.prompt', 'body.options.top_p', 'body.stream']));
   });
@@ -59,7 +65,10 @@ describe('bad input always gets a clear 4xx JSON error', () => {
   });
 
   test('When the body is larger than BODY_LIMIT, then 413 PAYLOAD_TOO_LARGE', async () => {
-    const res = await request(h.app).post('/v1/generate').send({ prompt: 'x'.repeat(5000) }).expect(413);
+    const res = await request(h.app)
+      .post('/v1/generate')
+      .send({ prompt: 'x'.repeat(5000) })
+      .expect(413);
     expect(res.body.error.code).toBe('PAYLOAD_TOO_LARGE');
   });
 

@@ -23,15 +23,20 @@ describe('Waldus compatibility routes', () => {
     h.fake.requests.length = 0;
     fetched.length = 0;
   });
-  const lastChat = () => h.fake.requests.filter((r) => r.path === '/api/chat').pop()?.body as {
-    model: string;
-    messages: Array<{ role: string; content: string; images?: string[] }>;
-    options: Record<string, unknown>;
-  };
+  const lastChat = () =>
+    h.fake.requests.filter((r) => r.path === '/api/chat').pop()?.body as {
+      model: string;
+      messages: Array<{ role: string; content: string; images?: string[] }>;
+      options: Record<string, unknown>;
+    };
 
   test('When /v1/complete gets the JSON ollama_complete.py took, then content, model and usage come back', async () => {
     const res = await request(h.app).post('/v1/complete').send({ user: 'Hello', system: 'Be short.', temperature: 0.7, max_tokens: 64 }).expect(200);
-    expect(res.body).toEqual({ content: 'Hello from the fake Ollama.', model: 'llama3.1:8b', usage: expect.objectContaining({ completion_tokens: expect.any(Number) }) });
+    expect(res.body).toEqual({
+      content: 'Hello from the fake Ollama.',
+      model: 'llama3.1:8b',
+      usage: expect.objectContaining({ completion_tokens: expect.any(Number) }),
+    });
     const up = lastChat();
     expect(up.messages).toEqual([
       { role: 'system', content: 'Be short.' },
@@ -47,7 +52,10 @@ describe('Waldus compatibility routes', () => {
 
   test('When describing a base64 image, then the vision model gets it and the description comes back', async () => {
     h.fake.queueReplies('llava:7b', ['  A small cat on a sofa.  ']);
-    const res = await request(h.app).post('/v1/images/describe').send({ image_base64: `data:image/png;base64,${PNG_B64}`, max_length: 20, language: 'German' }).expect(200);
+    const res = await request(h.app)
+      .post('/v1/images/describe')
+      .send({ image_base64: `data:image/png;base64,${PNG_B64}`, max_length: 20, language: 'German' })
+      .expect(200);
     expect(res.body).toMatchObject({ description: 'A small cat on a sofa.', model: 'llava:7b' });
     const up = lastChat();
     expect(up.model).toBe('llava:7b');

@@ -14,10 +14,13 @@ describe('parseDockerHost', () => {
     expect(parseDockerHost(raw)).toEqual(expected);
   });
 
-  test.each(['unix://relative.sock', 'tcp://proxy', 'ssh://user@host', '/var/run/docker.sock', 'tcp://h:99999'])('When DOCKER_HOST is %s, then a ConfigError names the key', (raw) => {
-    expect(() => parseDockerHost(raw)).toThrow(ConfigError);
-    expect(() => parseDockerHost(raw)).toThrow(/DOCKER_HOST/);
-  });
+  test.each(['unix://relative.sock', 'tcp://proxy', 'ssh://user@host', '/var/run/docker.sock', 'tcp://h:99999'])(
+    'When DOCKER_HOST is %s, then a ConfigError names the key',
+    (raw) => {
+      expect(() => parseDockerHost(raw)).toThrow(ConfigError);
+      expect(() => parseDockerHost(raw)).toThrow(/DOCKER_HOST/);
+    },
+  );
 });
 
 describe('mapDockerError', () => {
@@ -51,17 +54,42 @@ describe('toDetails', () => {
       Name: '/stack-ollama-1',
       Image: 'sha256:1',
       Config: { Image: 'ollama/ollama:0.12.6', Labels: { a: 'b' } },
-      State: { Status: 'exited', Running: false, StartedAt: '2026-01-01T00:00:00Z', FinishedAt: '0001-01-01T00:00:00Z', ExitCode: 137, Health: { Status: 'unhealthy' } },
+      State: {
+        Status: 'exited',
+        Running: false,
+        StartedAt: '2026-01-01T00:00:00Z',
+        FinishedAt: '0001-01-01T00:00:00Z',
+        ExitCode: 137,
+        Health: { Status: 'unhealthy' },
+      },
       RestartCount: 2,
     } as never);
-    expect(d).toMatchObject({ id: 'abc', name: 'stack-ollama-1', image: 'ollama/ollama:0.12.6', imageId: 'sha256:1', state: 'exited', running: false, health: 'unhealthy', startedAt: '2026-01-01T00:00:00Z', finishedAt: null, restartCount: 2, exitCode: 137 });
+    expect(d).toMatchObject({
+      id: 'abc',
+      name: 'stack-ollama-1',
+      image: 'ollama/ollama:0.12.6',
+      imageId: 'sha256:1',
+      state: 'exited',
+      running: false,
+      health: 'unhealthy',
+      startedAt: '2026-01-01T00:00:00Z',
+      finishedAt: null,
+      restartCount: 2,
+      exitCode: 137,
+    });
   });
 });
 
 describe('admin view helpers', () => {
   test('When a model is partly in VRAM, then vramShare < 1 and partlyOnCpu', () => {
-    expect(loadedModel({ name: 'm', model: 'm', size: 200, size_vram: 50, digest: '', details: {}, expires_at: 'x' })).toMatchObject({ vramShare: 0.25, partlyOnCpu: true });
-    expect(loadedModel({ name: 'm', model: 'm', size: 200, size_vram: 200, digest: '', details: {}, expires_at: 'x' })).toMatchObject({ vramShare: 1, partlyOnCpu: false });
+    expect(loadedModel({ name: 'm', model: 'm', size: 200, size_vram: 50, digest: '', details: {}, expires_at: 'x' })).toMatchObject({
+      vramShare: 0.25,
+      partlyOnCpu: true,
+    });
+    expect(loadedModel({ name: 'm', model: 'm', size: 200, size_vram: 200, digest: '', details: {}, expires_at: 'x' })).toMatchObject({
+      vramShare: 1,
+      partlyOnCpu: false,
+    });
   });
 
   test('When pull progress has total and completed, then percent is added, 100 only when complete', () => {

@@ -6,7 +6,12 @@ describe('GpuQueue', () => {
     const q = new GpuQueue({ maxConcurrent: 1, maxQueue: 4, timeoutMs: 5000 });
     const first = await q.acquire('m');
     const order: number[] = [];
-    const waits = [1, 2, 3].map((n) => q.acquire('m').then((s) => { order.push(n); return s; }));
+    const waits = [1, 2, 3].map((n) =>
+      q.acquire('m').then((s) => {
+        order.push(n);
+        return s;
+      }),
+    );
     expect(q.stats()).toEqual([{ model: 'm', active: 1, queued: 3, avgDurationMs: null }]);
     first.release();
     (await waits[0]).release();

@@ -14,8 +14,12 @@ function fakeDocker(results: Array<ExecResult | Error>): DockerClient & { calls:
     calls,
     endpoint: 'fake',
     ping: async () => undefined,
-    findContainer: async () => { throw new Error('unused'); },
-    inspect: async () => { throw new Error('unused'); },
+    findContainer: async () => {
+      throw new Error('unused');
+    },
+    inspect: async () => {
+      throw new Error('unused');
+    },
     restart: async () => undefined,
     exec: async (_id, cmd) => {
       calls.push(cmd);
@@ -29,7 +33,16 @@ function fakeDocker(results: Array<ExecResult | Error>): DockerClient & { calls:
 describe('nvidia-smi telemetry', () => {
   test('When nvidia-smi output is parsed, then every field comes out as a number (N/A as null)', () => {
     expect(parseNvidiaSmi(BUSY)).toEqual([
-      { index: 0, name: 'NVIDIA GeForce RTX 3060', memoryUsedMiB: 6418, memoryTotalMiB: 12288, utilizationPct: 97, temperatureC: 63, powerDrawW: 162.35, powerLimitW: 170 },
+      {
+        index: 0,
+        name: 'NVIDIA GeForce RTX 3060',
+        memoryUsedMiB: 6418,
+        memoryTotalMiB: 12288,
+        utilizationPct: 97,
+        temperatureC: 63,
+        powerDrawW: 162.35,
+        powerLimitW: 170,
+      },
     ]);
     expect(parseNvidiaSmi(NO_POWER)[0]).toMatchObject({ powerDrawW: null, powerLimitW: null, memoryTotalMiB: 6144 });
     expect(() => parseNvidiaSmi('garbage')).toThrow(/unexpected nvidia-smi line/);
@@ -41,7 +54,10 @@ describe('nvidia-smi telemetry', () => {
       { exitCode: 0, stdout: IDLE, stderr: '' },
       { exitCode: 0, stdout: BUSY, stderr: '' },
     ]);
-    const gpu = new GpuService(async () => ({ id: 'c1', docker }), () => now);
+    const gpu = new GpuService(
+      async () => ({ id: 'c1', docker }),
+      () => now,
+    );
     const first = await gpu.read();
     expect(first.gpu?.[0]).toMatchObject({ memoryUsedPct: 50.7, temperatureC: 41 });
     now += 3_600_000; // one hour later
@@ -52,20 +68,28 @@ describe('nvidia-smi telemetry', () => {
   });
 
   test('When the container has no nvidia-smi (CPU or Mac), then gpu is null with the reason', async () => {
-    const gpu = new GpuService(async () => ({ id: 'c1', docker: fakeDocker([{ exitCode: 127, stdout: '', stderr: 'exec: "nvidia-smi": executable file not found in $PATH' }]) }));
+    const gpu = new GpuService(async () => ({
+      id: 'c1',
+      docker: fakeDocker([{ exitCode: 127, stdout: '', stderr: 'exec: "nvidia-smi": executable file not found in $PATH' }]),
+    }));
     const r = await gpu.read();
     expect(r.gpu).toBeNull();
     expect(r.reason).toContain('no NVIDIA runtime');
   });
 
   test('When there is no ollama container (native Ollama.app), then gpu is null saying so', async () => {
-    const gpu = new GpuService(async () => { throw new ContainerNotFoundError('the ollama service'); });
+    const gpu = new GpuService(async () => {
+      throw new ContainerNotFoundError('the ollama service');
+    });
     const r = await gpu.read();
     expect(r).toMatchObject({ gpu: null, reason: expect.stringContaining('CONTAINER_NOT_FOUND') });
   });
 
   test('When nvidia-smi fails for another reason, then the reason carries its output', async () => {
-    const gpu = new GpuService(async () => ({ id: 'c', docker: fakeDocker([{ exitCode: 9, stdout: '', stderr: 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.' }]) }));
+    const gpu = new GpuService(async () => ({
+      id: 'c',
+      docker: fakeDocker([{ exitCode: 9, stdout: '', stderr: 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.' }]),
+    }));
     expect((await gpu.read()).reason).toContain('could not communicate with the NVIDIA driver');
   });
 });

@@ -60,14 +60,19 @@ describe('OllamaContainerService.restart', () => {
     await expect(admin.restart(actor)).rejects.toMatchObject({ code: 'DOCKER_ERROR' });
     expect(state.restarting).toBe(false);
     expect(invalidated).toEqual({ catalog: 1, health: 1 });
-    expect(audit).toHaveBeenCalledWith('audit', expect.objectContaining({ action: 'ollama.restart', target: 'stack-ollama-1', outcome: 'DOCKER_ERROR', requestId: 'r1' }));
+    expect(audit).toHaveBeenCalledWith(
+      'audit',
+      expect.objectContaining({ action: 'ollama.restart', target: 'stack-ollama-1', outcome: 'DOCKER_ERROR', requestId: 'r1' }),
+    );
   });
 
   test('When the container is looked up by labels, then service=ollama and the compose project are asked for', async () => {
     const findContainer = jest.fn(async () => container('t'));
     const { admin } = setup({ findContainer }, { version: async () => '1', ps: async () => [] });
     await admin.status(actor);
-    expect(findContainer).toHaveBeenCalledWith(expect.objectContaining({ labels: { 'com.docker.compose.service': 'ollama', 'com.docker.compose.project': 'stack' } }));
+    expect(findContainer).toHaveBeenCalledWith(
+      expect.objectContaining({ labels: { 'com.docker.compose.service': 'ollama', 'com.docker.compose.project': 'stack' } }),
+    );
   });
 
   test('When Ollama comes back after a few refused probes, then the wait ends at the first answer', async () => {
@@ -97,7 +102,12 @@ describe('OllamaContainerService.status', () => {
     const { admin } = setup({ findContainer: async () => container('t') }, { version: down, ps: down });
     const s = await admin.status(actor);
     expect(s.container.name).toBe('stack-ollama-1');
-    expect(s.ollama).toEqual({ reachable: false, version: null, loadedModels: null, error: { code: 'OLLAMA_UNAVAILABLE', message: expect.stringContaining('ECONNREFUSED') } });
+    expect(s.ollama).toEqual({
+      reachable: false,
+      version: null,
+      loadedModels: null,
+      error: { code: 'OLLAMA_UNAVAILABLE', message: expect.stringContaining('ECONNREFUSED') },
+    });
   });
 
   test('When no Docker client is configured, then 503 DOCKER_UNAVAILABLE', async () => {

@@ -13,7 +13,12 @@ describe("mapOllamaError (Ollama's own error strings)", () => {
     [400, 'registry.ollama.ai/library/gemma3:4b does not support tools', 'UPSTREAM_REJECTED', 400],
     [400, 'invalid format: "xml"; expected "json" or a valid JSON Schema object', 'UPSTREAM_REJECTED', 400],
     [499, 'request canceled', 'CLIENT_CLOSED_REQUEST', 499],
-    [500, 'model runner has unexpectedly stopped, this may be due to resource limitations or an internal error, check ollama server logs for details', 'UPSTREAM_ERROR', 502],
+    [
+      500,
+      'model runner has unexpectedly stopped, this may be due to resource limitations or an internal error, check ollama server logs for details',
+      'UPSTREAM_ERROR',
+      502,
+    ],
     [403, '', 'UPSTREAM_ERROR', 502],
   ])('When Ollama answers %i "%s", then the gateway reports %s (%i)', (status, msg, code, ourStatus) => {
     const e = mapOllamaError(status, msg, 'llama9');

@@ -5,7 +5,8 @@ import { collectChatCompletion } from '../../src/wire/openai-sse';
 import { ollamaErrorBody, openaiErrorBody } from '../../src/middleware/surface-errors';
 
 /** A body that arrives in awkward pieces: lines split across chunks. */
-const pieces = (text: string, size = 7) => Readable.from(Array.from({ length: Math.ceil(text.length / size) }, (_, i) => Buffer.from(text.slice(i * size, (i + 1) * size))));
+const pieces = (text: string, size = 7) =>
+  Readable.from(Array.from({ length: Math.ceil(text.length / size) }, (_, i) => Buffer.from(text.slice(i * size, (i + 1) * size))));
 const ndjson = (...objs: unknown[]) => objs.map((o) => JSON.stringify(o)).join('\n') + '\n';
 const sse = (...objs: unknown[]) => objs.map((o) => `data: ${typeof o === 'string' ? o : JSON.stringify(o)}\n\n`).join('');
 
@@ -35,7 +36,10 @@ describe('collectNdjson (stream:false callers of /ollama)', () => {
   });
 
   test('When generate streams, then the response is joined and the context kept', async () => {
-    const r = await collectNdjson('generate', pieces(ndjson({ response: 'a', done: false }, { response: 'b', done: false }, { response: '', done: true, context: [1, 2] })));
+    const r = await collectNdjson(
+      'generate',
+      pieces(ndjson({ response: 'a', done: false }, { response: 'b', done: false }, { response: '', done: true, context: [1, 2] })),
+    );
     expect(r).toEqual({ ok: true, value: { response: 'ab', done: true, context: [1, 2] } });
   });
 
@@ -68,7 +72,16 @@ describe('collectChatCompletion (stream:false callers of /openai/v1)', () => {
         sse(
           { ...head, choices: [{ index: 0, delta: { role: 'assistant', reasoning: 'think ' }, finish_reason: null }] },
           { ...head, choices: [{ index: 0, delta: { content: 'It is ' }, finish_reason: null }] },
-          { ...head, choices: [{ index: 0, delta: { content: 'sunny', tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'weather', arguments: '{"city":' } }] }, finish_reason: null }] },
+          {
+            ...head,
+            choices: [
+              {
+                index: 0,
+                delta: { content: 'sunny', tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'weather', arguments: '{"city":' } }] },
+                finish_reason: null,
+              },
+            ],
+          },
           { ...head, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: '"Paris"}' } }] }, finish_reason: 'tool_calls' }] },
           { ...head, choices: [], usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } },
           '[DONE]',
@@ -87,7 +100,12 @@ describe('collectChatCompletion (stream:false callers of /openai/v1)', () => {
         choices: [
           {
             index: 0,
-            message: { role: 'assistant', content: 'It is sunny', reasoning: 'think ', tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'weather', arguments: '{"city":"Paris"}' } }] },
+            message: {
+              role: 'assistant',
+              content: 'It is sunny',
+              reasoning: 'think ',
+              tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'weather', arguments: '{"city":"Paris"}' } }],
+            },
             finish_reason: 'tool_calls',
           },
         ],
@@ -102,7 +120,9 @@ describe('collectChatCompletion (stream:false callers of /openai/v1)', () => {
   });
 
   test('When the stream ends without [DONE], then UPSTREAM_ERROR', async () => {
-    await expect(collectChatCompletion(pieces(sse({ ...head, choices: [{ index: 0, delta: { content: 'x' } }] })))).rejects.toMatchObject({ code: 'UPSTREAM_ERROR' });
+    await expect(collectChatCompletion(pieces(sse({ ...head, choices: [{ index: 0, delta: { content: 'x' } }] })))).rejects.toMatchObject({
+      code: 'UPSTREAM_ERROR',
+    });
   });
 });
 

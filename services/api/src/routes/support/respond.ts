@@ -28,5 +28,8 @@ export async function respond(req: Request, res: Response, jobs: JobStore, kind:
     return produce();
   });
   res.locals.log = { ...res.locals.log, jobId: job.id };
-  res.status(202).location(`/v1/jobs/${job.id}`).json({ job_id: job.id, status: job.status, kind, poll: `/v1/jobs/${job.id}` });
+  res
+    .status(202)
+    .location(`/v1/jobs/${job.id}`)
+    .json({ job_id: job.id, status: job.status, kind, poll: `/v1/jobs/${job.id}` });
 }

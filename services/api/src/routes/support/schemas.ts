@@ -38,7 +38,11 @@ export function stripDataUrl(image: string): string {
   return comma >= 0 ? image.slice(comma + 1) : image;
 }
 
-export const modelName = Joi.string().trim().min(1).max(200).pattern(/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/, 'model name');
+export const modelName = Joi.string()
+  .trim()
+  .min(1)
+  .max(200)
+  .pattern(/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/, 'model name');
 
 export const formatSchema = Joi.alternatives(Joi.string().valid('json'), Joi.object().unknown(true));
 
