@@ -1,6 +1,6 @@
 /**
  * The process: loadConfig → createLogger → createClients → createServices → createApp → listen →
- * signals. The only file (with healthcheck.ts) that reads process.env or calls process.exit.
+ * signals. The only file (besides healthcheck.ts) that hands process.env on or calls process.exit.
  */
 import type { Server } from 'node:http';
 import { createApp } from './app';
