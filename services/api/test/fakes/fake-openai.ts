@@ -150,6 +150,10 @@ export class FakeOpenAi {
     this.behaviours.set(model, b);
   }
 
+  resetBehaviours(): void {
+    this.behaviours.clear();
+  }
+
   setReply(text: string): void {
     this.reply = text;
   }
