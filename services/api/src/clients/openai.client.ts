@@ -262,6 +262,12 @@ class Deadline {
 // Client
 // ---------------------------------------------------------------------------------------------
 
+/** A streamed completion once accepted: its parsed events, and whether `data: [DONE]` came. */
+interface SseSource {
+  events: AsyncGenerator<{ chunk: OpenAiChatChunk; at: number }>;
+  state: { done: boolean };
+}
+
 export function createOpenAiClient(opts: OpenAiClientOptions): OpenAiClient {
   const baseUrl = opts.baseUrl.replace(/\/+$/, '').replace(/\/v1$/, '');
   const upstream = opts.name;
@@ -313,7 +319,7 @@ export function createOpenAiClient(opts: OpenAiClientOptions): OpenAiClient {
    * POSTs a streamed completion; resolves when the status is known (throws the mapped error on a
    * 4xx/5xx or a transport failure), then yields the parsed `data:` objects until `[DONE]`.
    */
-  async function openSse(path: string, body: unknown, model: string, o: StreamCallOptions): Promise<AsyncGenerator<{ chunk: OpenAiChatChunk; at: number }>> {
+  async function openSse(path: string, body: unknown, model: string, o: StreamCallOptions): Promise<SseSource> {
     const deadline = new Deadline(o);
     let seenFirst = false;
     const timeoutFor = () => Math.round((seenFirst ? o.idleTimeoutMs : o.firstChunkTimeoutMs) / 1000);
@@ -342,6 +348,7 @@ export function createOpenAiClient(opts: OpenAiClientOptions): OpenAiClient {
         deadline.dispose();
       }
     }
+    const state = { done: false };
     async function* events(): AsyncGenerator<{ chunk: OpenAiChatChunk; at: number }> {
       let finished = false;
       try {
@@ -352,12 +359,11 @@ export function createOpenAiClient(opts: OpenAiClientOptions): OpenAiClient {
             yield piece;
           }
         })();
-        let done = false;
         try {
           for await (const ev of readSse(touched)) {
-            if (done) continue; // read on to the end: leaving early would cut the pooled socket
+            if (state.done) continue; // read on to the end: leaving early would cut the pooled socket
             if (ev.data.trim() === '[DONE]') {
-              done = true;
+              state.done = true;
               continue;
             }
             let obj: unknown;
@@ -391,7 +397,7 @@ export function createOpenAiClient(opts: OpenAiClientOptions): OpenAiClient {
         }
       }
     }
-    return events();
+    return { events: events(), state };
   }
 
   async function openChat(req: OllamaChatRequest, o: StreamCallOptions): Promise<AsyncIterable<OllamaChatChunk>> {
@@ -401,12 +407,16 @@ export function createOpenAiClient(opts: OpenAiClientOptions): OpenAiClient {
     return mapStream(source, req.model, sentAt);
   }
 
-  async function* mapStream(source: AsyncGenerator<{ chunk: OpenAiChatChunk; at: number }>, model: string, sentAt: number): AsyncGenerator<OllamaChatChunk> {
+  async function* mapStream(source: SseSource, model: string, sentAt: number): AsyncGenerator<OllamaChatChunk> {
     const mapper = new ChatStreamMapper(model, sentAt);
     try {
-      for await (const { chunk, at } of source) yield* mapper.push(chunk, at);
+      for await (const { chunk, at } of source.events) yield* mapper.push(chunk, at);
     } finally {
-      await source.return(undefined);
+      await source.events.return(undefined);
+    }
+    // Neither `[DONE]` nor a finish_reason: the answer was cut short (the body just ended).
+    if (!source.state.done && !mapper.finished) {
+      throw new UpstreamError(`The upstream '${upstream}' ended the answer before it was complete`, { details: { upstream } });
     }
     yield* mapper.finish(now());
   }

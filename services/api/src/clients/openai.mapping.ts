@@ -353,6 +353,11 @@ export class ChatStreamMapper {
   private readonly calls = new Map<number, { id?: string; name: string; args: string }>();
   private callsFlushed = false;
 
+  /** A choice reported its finish_reason (the answer is complete even without `[DONE]`). */
+  get finished(): boolean {
+    return Boolean(this.finishReason);
+  }
+
   constructor(model: string, sentAt: number) {
     this.model = model;
     this.timing = { sentAt, endedAt: sentAt };

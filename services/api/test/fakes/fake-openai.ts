@@ -24,6 +24,8 @@ export type FakeOpenAiBehaviour =
   | { kind: 'hang' }
   | { kind: 'stall-after'; chunks: number }
   | { kind: 'midstream-error'; afterChunks: number; message?: string }
+  /** Ends the body after some tokens: no finish_reason, no `[DONE]`. */
+  | { kind: 'truncate'; afterChunks: number }
   /** Closes the socket without an answer. */
   | { kind: 'drop-connection' };
 
@@ -435,6 +437,10 @@ export class FakeOpenAi {
       }
       for (const tok of tokens) {
         if (behaviour.kind === 'stall-after' && sent >= behaviour.chunks) return; // silent from here on
+        if (behaviour.kind === 'truncate' && sent >= behaviour.afterChunks) {
+          res.end();
+          return;
+        }
         if (behaviour.kind === 'midstream-error' && sent >= behaviour.afterChunks) {
           event({ error: { message: behaviour.message ?? 'The engine failed while generating.', type: 'server_error', param: null, code: 500 } });
           res.end();

@@ -207,6 +207,18 @@ describe('createOpenAiClient against the fake', () => {
     expect(seen).toEqual(['Hello', ' there,']);
   });
 
+  test('When the body ends without a finish_reason or [DONE], then the answer is an error, not a short success', async () => {
+    fake.setBehaviour(MODEL, { kind: 'truncate', afterChunks: 1 });
+    const seen: OllamaChatChunk[] = [];
+    const err = await failure(
+      (async () => {
+        for await (const c of client.chat({ model: MODEL, messages: hello }, timeouts)) seen.push(c);
+      })(),
+    );
+    expect(err).toMatchObject({ code: 'UPSTREAM_ERROR', status: 502 });
+    expect(seen.some((c) => c.done)).toBe(false);
+  });
+
   test('When the caller aborts or stops reading, then the upstream request is cut (the GPU is freed)', async () => {
     const slow = await FakeOpenAi.start({ chunkDelayMs: 100, reply: 'a b c d e f g h i j' });
     try {
