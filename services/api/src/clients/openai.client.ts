@@ -1,0 +1,562 @@
+/**
+ * The client for OpenAI-compatible upstreams (vLLM, llama.cpp's server, LM Studio, an llm-d or
+ * KServe gateway). It speaks /v1/models, /v1/chat/completions, /v1/completions and /v1/embeddings,
+ * and hands back Ollama-shaped chunks (see openai.mapping.ts), so the generation and embedding
+ * services consume an `openai` upstream exactly like an `ollama` one.
+ *
+ * Same transport rules as the Ollama client: the bounded agents of connection.ts (c-ares lookups,
+ * connect timeout → 503 OLLAMA_UNAVAILABLE), generations always streamed upstream under a
+ * first-chunk / idle deadline, retries only for GETs and for a POST whose pooled socket was dead
+ * before any answer, never on a refused connection. The apiKey goes out as a Bearer header and
+ * nowhere else (not in errors, not in logs).
+ *
+ * `openChat` / `openGenerate` resolve once the upstream has accepted the request (its status is
+ * known): a route can commit its stream headers only then, so a refusal is still a real status.
+ */
+import { Readable, Transform } from 'node:stream';
+import axios, { type AxiosError, type AxiosInstance, type AxiosResponse } from 'axios';
+import axiosRetry, { exponentialDelay, isNetworkError } from 'axios-retry';
+import { createAgents } from './connection';
+import {
+  AppError,
+  ClientClosedError,
+  ModelNotFoundError,
+  OllamaUnavailableError,
+  QueueFullError,
+  UpstreamError,
+} from '../errors';
+import type {
+  OllamaChatChunk,
+  OllamaChatRequest,
+  OllamaEmbedRequest,
+  OllamaEmbedResponse,
+  OllamaGenerateChunk,
+  OllamaGenerateRequest,
+  OllamaTag,
+  ProxyRequest,
+  ProxyResponse,
+  StreamCallOptions,
+} from './ollama.types';
+import {
+  ChatStreamMapper,
+  chatChunkToGenerate,
+  chatCompletionToChunks,
+  embeddingsToOllama,
+  generateToChat,
+  modelsToTags,
+  toOpenAiChatRequest,
+  toOpenAiCompletionRequest,
+  toOpenAiEmbeddingRequest,
+  type OpenAiChatChunk,
+  type OpenAiChatCompletion,
+  type OpenAiEmbeddingResponse,
+  type OpenAiModel,
+} from './openai.mapping';
+
+export interface OpenAiClientOptions {
+  /** The upstream's name (UPSTREAMS[].name), for messages. */
+  name: string;
+  /** Base URL; a trailing `/v1` is accepted and removed. */
+  baseUrl: string;
+  apiKey?: string;
+  /** Timeout for the small JSON calls (models). */
+  requestTimeoutMs: number;
+  retries: number;
+  connectTimeoutMs?: number;
+  /** Clock for the durations in the mapped chunks (ms). */
+  now?: () => number;
+}
+
+export interface OpenAiClient {
+  readonly kind: 'openai';
+  readonly name: string;
+  readonly baseUrl: string;
+  models(signal?: AbortSignal): Promise<OpenAiModel[]>;
+  /** The models in the catalog's shape (discovery). */
+  tags(signal?: AbortSignal): Promise<OllamaTag[]>;
+  /** Resolves once the upstream accepted the request (2xx); then iterate for the chunks. */
+  openChat(req: OllamaChatRequest, opts: StreamCallOptions): Promise<AsyncIterable<OllamaChatChunk>>;
+  openGenerate(req: OllamaGenerateRequest, opts: StreamCallOptions): Promise<AsyncIterable<OllamaGenerateChunk>>;
+  /** Same as the Ollama client's: the request goes out on the first iteration. */
+  chat(req: OllamaChatRequest, opts: StreamCallOptions): AsyncIterable<OllamaChatChunk>;
+  generate(req: OllamaGenerateRequest, opts: StreamCallOptions): AsyncIterable<OllamaGenerateChunk>;
+  /** One stream:false call (for servers or callers that want the whole answer at once). */
+  chatOnce(req: OllamaChatRequest, opts: StreamCallOptions): Promise<OllamaChatChunk[]>;
+  embed(req: OllamaEmbedRequest, opts: StreamCallOptions): Promise<OllamaEmbedResponse>;
+  /** Raw pass-through of an OpenAI call (the /openai/v1 surface); same contract as OllamaClient.proxy. */
+  proxy(req: ProxyRequest): Promise<ProxyResponse>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SSE (self-contained so it can move to the shared wire-format module)
+// ---------------------------------------------------------------------------------------------
+
+export interface SseEvent {
+  event?: string;
+  id?: string;
+  data: string;
+}
+
+/**
+ * Server-sent events from a byte stream (the WHATWG rules the OpenAI servers need): lines end in
+ * \n, \r\n or \r; `:` lines are comments; `data:` lines of one event are joined with \n; a blank
+ * line dispatches; one leading space after the colon is dropped; a last event without its blank
+ * line is still dispatched at the end.
+ */
+export async function* readSse(source: AsyncIterable<Buffer | string>): AsyncGenerator<SseEvent> {
+  let buf = '';
+  let data: string[] = [];
+  let event: string | undefined;
+  let id: string | undefined;
+  const decoder = new TextDecoder();
+  function* line(l: string): Generator<SseEvent> {
+    if (l === '') {
+      if (data.length) yield { data: data.join('\n'), ...(event ? { event } : {}), ...(id !== undefined ? { id } : {}) };
+      data = [];
+      event = undefined;
+      return;
+    }
+    if (l.startsWith(':')) return;
+    const colon = l.indexOf(':');
+    const field = colon < 0 ? l : l.slice(0, colon);
+    let value = colon < 0 ? '' : l.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'data') data.push(value);
+    else if (field === 'event') event = value;
+    else if (field === 'id') id = value;
+  }
+  for await (const piece of source) {
+    buf += typeof piece === 'string' ? piece : decoder.decode(piece, { stream: true });
+    let m: RegExpExecArray | null;
+    const eol = /\r\n|\r|\n/g;
+    let start = 0;
+    while ((m = eol.exec(buf)) !== null) {
+      // a \r at the very end may be the first half of \r\n: wait for the next piece
+      if (m[0] === '\r' && m.index === buf.length - 1) break;
+      yield* line(buf.slice(start, m.index));
+      start = m.index + m[0].length;
+    }
+    buf = buf.slice(start);
+  }
+  buf += decoder.decode();
+  if (buf !== '') yield* line(buf.replace(/\r$/, ''));
+  yield* line('');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNECTTIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ERR_NETWORK']);
+
+/** `{"error":{"message","type","param","code"}}` (OpenAI, vLLM), `{"error":"text"}`, `{"message"}` or text. */
+export function openAiErrorText(body: string): { message: string; code?: string; type?: string } {
+  try {
+    const p = JSON.parse(body) as { error?: unknown; message?: unknown; object?: unknown; code?: unknown; type?: unknown };
+    if (typeof p.error === 'string') return { message: p.error };
+    if (p.error && typeof p.error === 'object') {
+      const e = p.error as { message?: unknown; code?: unknown; type?: unknown };
+      return { message: String(e.message ?? ''), code: e.code === undefined || e.code === null ? undefined : String(e.code), type: typeof e.type === 'string' ? e.type : undefined };
+    }
+    if (typeof p.message === 'string') return { message: p.message, code: p.code === undefined ? undefined : String(p.code), type: typeof p.type === 'string' ? p.type : undefined };
+  } catch {
+    /* not JSON: use the text */
+  }
+  return { message: body.trim().slice(0, 500) };
+}
+
+/** Maps one OpenAI-style error answer to our error model. Exported for tests. */
+export function mapOpenAiError(status: number, body: string, upstream: string, model?: string, retryAfterHeader?: string): AppError {
+  const e = openAiErrorText(body);
+  const msg = e.message || `HTTP ${status}`;
+  const details = { upstream, upstreamStatus: status };
+  const retryAfter = Number(retryAfterHeader);
+  const retryAfterS = Number.isFinite(retryAfter) && retryAfter > 0 ? Math.ceil(retryAfter) : undefined;
+  if (status === 404 && model && (e.code === 'model_not_found' || /model/i.test(msg))) {
+    return new ModelNotFoundError(model, { details, hint: `The upstream '${upstream}' does not serve it: check its model list (GET /v1/models there) or UPSTREAMS[].models.` });
+  }
+  if (status === 401 || status === 403) {
+    return new UpstreamError(`The upstream '${upstream}' refused our credentials (${status})`, { details, hint: `Check the apiKey of '${upstream}' in UPSTREAMS.` });
+  }
+  if (status === 404) return new UpstreamError(`The upstream '${upstream}' answered 404: ${msg}`, { details, hint: `Check the url of '${upstream}' in UPSTREAMS (without /v1).` });
+  if (status === 429) return new QueueFullError(`The upstream '${upstream}' is busy (429)`, retryAfterS ?? 5, { details });
+  if (status === 408 || status === 504) return new AppError('UPSTREAM_TIMEOUT', 504, `The upstream '${upstream}' timed out (${status})${model ? ` for '${model}'` : ''}`, { details });
+  if (status === 499) return new ClientClosedError();
+  if (status >= 400 && status < 500) return new AppError('UPSTREAM_REJECTED', 400, `The upstream '${upstream}' rejected the request: ${msg}`, { details });
+  if (status === 503) return new OllamaUnavailableError(`The upstream '${upstream}' is unavailable (503): ${msg}`, { details, ...(retryAfterS ? { retryAfterS } : {}) });
+  return new UpstreamError(`The upstream '${upstream}' failed (${status}): ${msg}`, { details, hint: `See the logs of '${upstream}'.` });
+}
+
+function isAbort(err: unknown): boolean {
+  return axios.isCancel(err) || (err instanceof Error && (err.name === 'AbortError' || err.name === 'CanceledError'));
+}
+
+function upstreamTimeout(upstream: string, model: string | undefined, timeoutS: number, cause?: unknown): AppError {
+  return new AppError('UPSTREAM_TIMEOUT', 504, `The upstream '${upstream}' did not answer${model ? ` for '${model}'` : ''} within ${timeoutS} s`, {
+    hint: `The model may be loading or '${upstream}' overloaded. Raise its timeouts in UPSTREAMS, or retry with "async": true.`,
+    details: { upstream },
+    cause,
+  });
+}
+
+function mapTransportError(err: unknown, upstream: string, model: string | undefined, timeoutS: number): AppError {
+  if (err instanceof AppError) return err;
+  const code = (err as AxiosError)?.code ?? (err as NodeJS.ErrnoException)?.code;
+  if (code === 'ECONNABORTED' || code === 'ETIMEDOUT') return upstreamTimeout(upstream, model, timeoutS, err);
+  if (code && CONNECTION_CODES.has(code)) {
+    return new OllamaUnavailableError(`The upstream '${upstream}' is not reachable (${code})`, {
+      cause: err,
+      details: { upstream },
+      hint: `Check that '${upstream}' is running and reachable from the api container. Callers should fall back to another provider now.`,
+    });
+  }
+  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE') {
+    return new UpstreamError(`The upstream '${upstream}' closed the connection unexpectedly`, { cause: err, details: { upstream } });
+  }
+  return new UpstreamError(`Unexpected failure talking to the upstream '${upstream}'`, { cause: err, details: { upstream } });
+}
+
+async function readAll(stream: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** First wait `firstChunkTimeoutMs`, then `idleTimeoutMs` per `touch()`; aborts on expiry or the caller's signal. */
+class Deadline {
+  readonly controller = new AbortController();
+  timedOut = false;
+  private timer?: NodeJS.Timeout;
+  private readonly onCallerAbort = () => this.controller.abort();
+
+  constructor(private readonly opts: StreamCallOptions) {
+    if (opts.signal?.aborted) this.controller.abort();
+    opts.signal?.addEventListener('abort', this.onCallerAbort, { once: true });
+    this.arm(opts.firstChunkTimeoutMs);
+  }
+
+  arm(ms: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timedOut = true;
+      this.controller.abort();
+    }, ms);
+    this.timer.unref?.();
+  }
+
+  touch(): void {
+    this.arm(this.opts.idleTimeoutMs);
+  }
+
+  callerAborted(): boolean {
+    return Boolean(this.opts.signal?.aborted);
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
+    this.opts.signal?.removeEventListener('abort', this.onCallerAbort);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+// ---------------------------------------------------------------------------------------------
+
+/** A streamed completion once accepted: its parsed events, and whether `data: [DONE]` came. */
+interface SseSource {
+  events: AsyncGenerator<{ chunk: OpenAiChatChunk; at: number }>;
+  state: { done: boolean };
+}
+
+export function createOpenAiClient(opts: OpenAiClientOptions): OpenAiClient {
+  const baseUrl = opts.baseUrl.replace(/\/+$/, '').replace(/\/v1$/, '');
+  const upstream = opts.name;
+  const now = opts.now ?? Date.now;
+  const { httpAgent, httpsAgent } = createAgents(opts.connectTimeoutMs ?? 2_000);
+  const auth: Record<string, string> = opts.apiKey ? { Authorization: `Bearer ${opts.apiKey}` } : {};
+  const http_: AxiosInstance = axios.create({
+    baseURL: baseUrl,
+    timeout: opts.requestTimeoutMs,
+    httpAgent,
+    httpsAgent,
+    validateStatus: () => true,
+    maxContentLength: Infinity,
+    maxBodyLength: Infinity,
+    headers: { 'User-Agent': 'ai-local-core-api', ...auth },
+    proxy: false,
+    maxRedirects: 0,
+  });
+  axiosRetry(http_, {
+    retries: opts.retries,
+    shouldResetTimeout: true,
+    retryDelay: (count, err) => exponentialDelay(count, err, 100),
+    retryCondition: (err) => {
+      const method = (err.config?.method ?? 'get').toLowerCase();
+      if (err.code === 'ECONNREFUSED') return false; // down, not flaky: let callers fall back now
+      if (method === 'get' || method === 'head') return isNetworkError(err) || err.code === 'ECONNRESET';
+      return !err.response && err.code === 'ECONNRESET';
+    },
+  });
+  const timeoutS = Math.round(opts.requestTimeoutMs / 1000);
+
+  async function getJson<T>(method: 'get' | 'post', path: string, body: unknown, model: string | undefined, signal: AbortSignal | undefined, timeoutMs?: number): Promise<T> {
+    let res: AxiosResponse<string>;
+    try {
+      res = await http_.request<string>({ method, url: path, data: body, signal, responseType: 'text', transformResponse: (d) => d, ...(timeoutMs !== undefined ? { timeout: timeoutMs } : {}) });
+    } catch (err) {
+      if (isAbort(err)) throw new ClientClosedError();
+      throw mapTransportError(err, upstream, model, timeoutMs !== undefined ? Math.round(timeoutMs / 1000) : timeoutS);
+    }
+    if (res.status >= 400) throw mapOpenAiError(res.status, res.data ?? '', upstream, model, res.headers?.['retry-after'] as string | undefined);
+    try {
+      return JSON.parse(res.data) as T;
+    } catch (err) {
+      throw new UpstreamError(`The upstream '${upstream}' sent invalid JSON on ${path}`, { cause: err, details: { upstream } });
+    }
+  }
+
+  /**
+   * POSTs a streamed completion; resolves when the status is known (throws the mapped error on a
+   * 4xx/5xx or a transport failure), then yields the parsed `data:` objects until `[DONE]`.
+   */
+  async function openSse(path: string, body: unknown, model: string, o: StreamCallOptions): Promise<SseSource> {
+    const deadline = new Deadline(o);
+    let seenFirst = false;
+    const timeoutFor = () => Math.round((seenFirst ? o.idleTimeoutMs : o.firstChunkTimeoutMs) / 1000);
+    let res: AxiosResponse<Readable>;
+    try {
+      res = await http_.request<Readable>({
+        method: 'post',
+        url: path,
+        data: body,
+        headers: { Accept: 'text/event-stream' },
+        responseType: 'stream',
+        signal: deadline.controller.signal,
+        timeout: 0, // the Deadline bounds the wait (a cold load sends no byte for a while)
+      });
+    } catch (err) {
+      deadline.dispose();
+      if (deadline.timedOut) throw upstreamTimeout(upstream, model, timeoutFor(), err);
+      if (deadline.callerAborted() || isAbort(err)) throw new ClientClosedError();
+      throw mapTransportError(err, upstream, model, timeoutFor());
+    }
+    if (res.status >= 400) {
+      try {
+        const text = await readAll(res.data).catch(() => '');
+        throw mapOpenAiError(res.status, text, upstream, model, res.headers?.['retry-after'] as string | undefined);
+      } finally {
+        deadline.dispose();
+      }
+    }
+    const state = { done: false };
+    async function* events(): AsyncGenerator<{ chunk: OpenAiChatChunk; at: number }> {
+      let finished = false;
+      try {
+        const touched = (async function* () {
+          for await (const piece of res.data as AsyncIterable<Buffer>) {
+            seenFirst = true;
+            deadline.touch();
+            yield piece;
+          }
+        })();
+        try {
+          for await (const ev of readSse(touched)) {
+            if (state.done) continue; // read on to the end: leaving early would cut the pooled socket
+            if (ev.data.trim() === '[DONE]') {
+              state.done = true;
+              continue;
+            }
+            let obj: unknown;
+            try {
+              obj = JSON.parse(ev.data);
+            } catch (err) {
+              throw new UpstreamError(`The upstream '${upstream}' sent a malformed stream event`, { cause: err, details: { upstream } });
+            }
+            const o2 = obj as { error?: unknown; object?: unknown; code?: unknown };
+            if (o2 && (o2.error !== undefined || o2.object === 'error')) {
+              // An error after the 200 (vLLM: a `data: {"error": {...}}` event); its own code if numeric.
+              const code = Number((o2.error as { code?: unknown } | undefined)?.code ?? o2.code);
+              throw mapOpenAiError(Number.isInteger(code) && code >= 400 ? code : 500, ev.data, upstream, model);
+            }
+            yield { chunk: obj as OpenAiChatChunk, at: now() };
+          }
+        } catch (err) {
+          if (err instanceof AppError) throw err;
+          if (deadline.timedOut) throw upstreamTimeout(upstream, model, timeoutFor(), err);
+          if (deadline.callerAborted()) throw new ClientClosedError();
+          throw mapTransportError(err, upstream, model, timeoutFor());
+        }
+        if (deadline.timedOut) throw upstreamTimeout(upstream, model, timeoutFor());
+        finished = true;
+      } finally {
+        deadline.dispose();
+        // Stopping early or failing aborts the upstream request: frees its GPU.
+        if (!finished) {
+          deadline.controller.abort();
+          res.data.destroy();
+        }
+      }
+    }
+    return { events: events(), state };
+  }
+
+  async function openChat(req: OllamaChatRequest, o: StreamCallOptions): Promise<AsyncIterable<OllamaChatChunk>> {
+    const sentAt = now();
+    const { body } = toOpenAiChatRequest(req, true);
+    const source = await openSse('/v1/chat/completions', body, req.model, o);
+    return mapStream(source, req.model, sentAt);
+  }
+
+  async function* mapStream(source: SseSource, model: string, sentAt: number): AsyncGenerator<OllamaChatChunk> {
+    const mapper = new ChatStreamMapper(model, sentAt);
+    try {
+      for await (const { chunk, at } of source.events) yield* mapper.push(chunk, at);
+    } finally {
+      await source.events.return(undefined);
+    }
+    // Neither `[DONE]` nor a finish_reason: the answer was cut short (the body just ended).
+    if (!source.state.done && !mapper.finished) {
+      throw new UpstreamError(`The upstream '${upstream}' ended the answer before it was complete`, { details: { upstream } });
+    }
+    yield* mapper.finish(now());
+  }
+
+  async function openGenerate(req: OllamaGenerateRequest, o: StreamCallOptions): Promise<AsyncIterable<OllamaGenerateChunk>> {
+    let chunks: AsyncIterable<OllamaChatChunk>;
+    if (req.raw) {
+      const sentAt = now();
+      const { body } = toOpenAiCompletionRequest(req, true);
+      chunks = mapStream(await openSse('/v1/completions', body, req.model, o), req.model, sentAt);
+    } else {
+      chunks = await openChat(generateToChat(req), o);
+    }
+    return (async function* () {
+      for await (const c of chunks) yield chatChunkToGenerate(c);
+    })();
+  }
+
+  function lazy<T>(open: () => Promise<AsyncIterable<T>>): AsyncIterable<T> {
+    return {
+      async *[Symbol.asyncIterator]() {
+        yield* await open();
+      },
+    };
+  }
+
+  /**
+   * Raw pass-through: only our headers (and the Bearer key) go out; the Deadline bounds the wait
+   * for the headers, then each gap between body chunks; destroying the body aborts the request.
+   */
+  async function proxy(r: ProxyRequest): Promise<ProxyResponse> {
+    const deadline = new Deadline({ signal: r.signal, firstChunkTimeoutMs: r.firstByteTimeoutMs, idleTimeoutMs: r.idleTimeoutMs });
+    const raw = r.body instanceof Readable;
+    const headers: Record<string, string> = { Accept: 'application/json, text/event-stream', 'Accept-Encoding': 'identity', ...r.headers, ...auth };
+    if (r.body !== undefined && !raw) headers['Content-Type'] = 'application/json';
+    let res: AxiosResponse<Readable>;
+    try {
+      res = await http_.request<Readable>({
+        method: r.method,
+        url: r.path,
+        data: r.body,
+        headers,
+        responseType: 'stream',
+        decompress: false,
+        signal: deadline.controller.signal,
+        timeout: 0,
+        ...(raw ? { 'axios-retry': { retries: 0 } } : {}),
+      });
+    } catch (err) {
+      deadline.dispose();
+      if (deadline.timedOut) throw upstreamTimeout(upstream, r.model, Math.round(r.firstByteTimeoutMs / 1000), err);
+      if (deadline.callerAborted() || isAbort(err)) throw new ClientClosedError();
+      throw mapTransportError(err, upstream, r.model, Math.round(r.firstByteTimeoutMs / 1000));
+    }
+    deadline.touch();
+    const src = res.data;
+    const tap = new Transform({
+      transform(chunk, _enc, cb) {
+        deadline.touch();
+        cb(null, chunk);
+      },
+    });
+    const idleS = Math.round(r.idleTimeoutMs / 1000);
+    let settled = false;
+    const settle = (err?: AppError) => {
+      if (settled) return;
+      settled = true;
+      deadline.dispose();
+      deadline.controller.signal.removeEventListener('abort', onAbort);
+      if (err) {
+        deadline.controller.abort();
+        tap.destroy(err);
+      }
+    };
+    const reason = (err?: unknown): AppError => {
+      if (deadline.timedOut) return upstreamTimeout(upstream, r.model, idleS, err);
+      if (deadline.callerAborted() || isAbort(err)) return new ClientClosedError();
+      return mapTransportError(err, upstream, r.model, idleS);
+    };
+    const onAbort = () => settle(reason());
+    deadline.controller.signal.addEventListener('abort', onAbort, { once: true });
+    src.on('error', (err) => settle(err instanceof AppError ? err : reason(err)));
+    src.on('end', () => settle());
+    tap.on('close', () => {
+      if (!src.readableEnded) {
+        settle();
+        deadline.controller.abort();
+        src.destroy();
+      }
+    });
+    src.pipe(tap);
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(res.headers ?? {})) {
+      if (v !== undefined && v !== null) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : String(v);
+    }
+    return { status: res.status, headers: out, body: tap };
+  }
+
+  const client: OpenAiClient = {
+    kind: 'openai',
+    name: upstream,
+    baseUrl,
+    async models(signal) {
+      const r = await getJson<{ data?: OpenAiModel[] }>('get', '/v1/models', undefined, undefined, signal);
+      return Array.isArray(r?.data) ? r.data.filter((m) => m && typeof m.id === 'string') : [];
+    },
+    async tags(signal) {
+      return modelsToTags(await client.models(signal));
+    },
+    openChat,
+    openGenerate,
+    chat: (req, o) => lazy(() => openChat(req, o)),
+    generate: (req, o) => lazy(() => openGenerate(req, o)),
+    async chatOnce(req, o) {
+      const deadline = new Deadline(o);
+      const sentAt = now();
+      try {
+        const r = await getJson<OpenAiChatCompletion>('post', '/v1/chat/completions', toOpenAiChatRequest(req, false).body, req.model, deadline.controller.signal, 0);
+        return chatCompletionToChunks(r, req.model, { sentAt, endedAt: now() });
+      } catch (err) {
+        if (deadline.timedOut) throw upstreamTimeout(upstream, req.model, Math.round(o.firstChunkTimeoutMs / 1000), err);
+        throw err;
+      } finally {
+        deadline.dispose();
+      }
+    },
+    async embed(req, o) {
+      const deadline = new Deadline(o);
+      const sentAt = now();
+      try {
+        const r = await getJson<OpenAiEmbeddingResponse>('post', '/v1/embeddings', toOpenAiEmbeddingRequest(req).body, req.model, deadline.controller.signal, 0);
+        return embeddingsToOllama(r, req.model, now() - sentAt);
+      } catch (err) {
+        if (deadline.timedOut) throw upstreamTimeout(upstream, req.model, Math.round(o.firstChunkTimeoutMs / 1000), err);
+        throw err;
+      } finally {
+        deadline.dispose();
+      }
+    },
+    proxy,
+  };
+  return client;
+}

@@ -1,0 +1,205 @@
+import { ClientClosedError, QueueFullError, QueueTimeoutError, ServiceShuttingDownError } from '../../src/errors';
+import type { GpuQueue } from '../../src/services/gpu-queue';
+import { LaneQueue, type LaneSlot, type Priority } from '../../src/services/lane-queue';
+
+const opts = { maxConcurrent: 1, maxQueue: 4, timeoutMs: 5000, agingMs: 0 };
+
+/** Releases slots one at a time and records who got each one, in order. */
+async function serveAll(first: LaneSlot, waits: Array<Promise<LaneSlot>>, labels: string[]): Promise<string[]> {
+  const order: string[] = [];
+  const pending = waits.map((p, i) => p.then((s) => ({ s, label: labels[i] })));
+  let current: LaneSlot = first;
+  for (let n = 0; n < waits.length; n++) {
+    const next = Promise.race(pending.filter((_, i) => !order.includes(labels[i])));
+    current.release();
+    const got = await next;
+    order.push(got.label);
+    current = got.s;
+  }
+  current.release();
+  return order;
+}
+
+describe('LaneQueue', () => {
+  test('When a mixed burst waits, then high goes before normal before low, FIFO within a lane', async () => {
+    const q = new LaneQueue(opts);
+    const held = await q.acquire('m');
+    const burst: Array<[string, Priority]> = [
+      ['low1', 'low'],
+      ['normal1', 'normal'],
+      ['high1', 'high'],
+      ['low2', 'low'],
+      ['high2', 'high'],
+      ['normal2', 'normal'],
+    ];
+    const waits = burst.map(([, p]) => q.acquire('m', undefined, p));
+    expect(q.stats()[0].lanes).toEqual({
+      high: { queued: 2, served: 0, aged: 0, refused: 0 },
+      normal: { queued: 2, served: 1, aged: 0, refused: 0 },
+      low: { queued: 2, served: 0, aged: 0, refused: 0 },
+    });
+    const order = await serveAll(held, waits, burst.map(([l]) => l));
+    expect(order).toEqual(['high1', 'high2', 'normal1', 'normal2', 'low1', 'low2']);
+    expect(q.activeCount).toBe(0);
+  });
+
+  test('When no priority is given, then it behaves like GpuQueue: normal lane, FIFO, waitedMs on the slot', async () => {
+    let now = 1000;
+    const q = new LaneQueue(opts, () => now);
+    const a = await q.acquire('m');
+    const t = q.admit('m');
+    expect(t.position).toBe(1);
+    expect(t.priority).toBe('normal');
+    now += 750;
+    a.release();
+    const s = await t.slot;
+    expect(s.waitedMs).toBe(750);
+    expect(s.priority).toBe('normal');
+    expect(s.servedAs).toBe('normal');
+    s.release();
+  });
+
+  test('When a low request has waited longer than agingMs, then it passes normal requests that came after it moved up', async () => {
+    let now = 0;
+    const q = new LaneQueue({ ...opts, agingMs: 1000 }, () => now);
+    const held = await q.acquire('m');
+    const low = q.acquire('m', undefined, 'low');
+    now = 500;
+    const normalEarly = q.acquire('m', undefined, 'normal'); // in normal before the low one gets there
+    now = 1500; // the low one reached normal at t=1000
+    const normalLate = q.acquire('m', undefined, 'normal');
+    const order = await serveAll(held, [low, normalEarly, normalLate], ['low', 'normalEarly', 'normalLate']);
+    expect(order).toEqual(['normalEarly', 'low', 'normalLate']);
+    const lanes = q.stats()[0].lanes;
+    expect(lanes.low.aged).toBe(1);
+    expect((await low).servedAs).toBe('normal');
+  });
+
+  test('When a low request has waited two aging periods, then it even passes a later high one; without aging it would starve', async () => {
+    for (const agingMs of [1000, 0]) {
+      let now = 0;
+      const q = new LaneQueue({ ...opts, agingMs }, () => now);
+      const held = await q.acquire('m');
+      const low = q.acquire('m', undefined, 'low');
+      now = 2500; // low reached high at t=2000 (when aging is on)
+      const high = q.acquire('m', undefined, 'high');
+      const order = await serveAll(held, [low, high], ['low', 'high']);
+      expect(order).toEqual(agingMs ? ['low', 'high'] : ['high', 'low']);
+    }
+  });
+
+  test('When a lane is full, then only that lane refuses: a flood of low cannot refuse a high', async () => {
+    const q = new LaneQueue({ ...opts, maxQueue: 2 });
+    const held = await q.acquire('m');
+    const lows = [q.acquire('m', undefined, 'low'), q.acquire('m', undefined, 'low')];
+    let err: unknown;
+    try {
+      q.admit('m', undefined, 'low');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(QueueFullError);
+    expect((err as QueueFullError).status).toBe(503);
+    expect((err as QueueFullError).details).toMatchObject({ priority: 'low', queued: 2 });
+    const high = q.admit('m', undefined, 'high');
+    expect(high.position).toBe(1);
+    expect(q.stats()[0].lanes.low.refused).toBe(1);
+    const order = await serveAll(held, [high.slot, ...lows], ['high', 'low1', 'low2']);
+    expect(order).toEqual(['high', 'low1', 'low2']);
+  });
+
+  test('When requests wait, then the estimate is the queue ahead × recent service time, lane-aware', async () => {
+    let now = 0;
+    const q = new LaneQueue({ ...opts, maxConcurrent: 2 }, () => now);
+    expect(q.estimateWaitMs('m')).toBe(0);
+    const a = await q.acquire('m');
+    expect(q.estimateWaitMs('m')).toBe(0); // a slot is still free
+    const b = await q.acquire('m');
+    now += 4000;
+    a.release(); // one request took 4 s
+    const c = await q.acquire('m');
+    expect(q.estimateWaitMs('m', 'normal')).toBe(4000);
+    void q.acquire('m', undefined, 'low').catch(() => undefined);
+    void q.acquire('m', undefined, 'low').catch(() => undefined);
+    void q.acquire('m', undefined, 'normal');
+    void q.acquire('m', undefined, 'normal');
+    // normal: 2 normal ahead + itself = 3 → 2 rounds of 2; high: nothing ahead → 1 round; low: 5 → 3 rounds
+    expect(q.estimateWaitMs('m', 'normal')).toBe(8000);
+    expect(q.estimateWaitMs('m', 'high')).toBe(4000);
+    expect(q.estimateWaitMs('m', 'low')).toBe(12000);
+    expect(q.estimateWaitS('m', 3)).toBe(8);
+    q.rejectWaiting(new ServiceShuttingDownError());
+    b.release();
+    c.release();
+  });
+
+  test('When a waiter times out, then it gets QUEUE_TIMEOUT and leaves its lane', async () => {
+    const q = new LaneQueue({ ...opts, timeoutMs: 50 });
+    const held = await q.acquire('m');
+    await expect(q.acquire('m', undefined, 'low')).rejects.toBeInstanceOf(QueueTimeoutError);
+    expect(q.queuedCount).toBe(0);
+    held.release();
+  });
+
+  test('When the caller aborts while waiting, then it leaves the queue and the next one moves up', async () => {
+    const q = new LaneQueue(opts);
+    const held = await q.acquire('m');
+    const ctrl = new AbortController();
+    const leaving = q.acquire('m', ctrl.signal, 'high');
+    const staying = q.acquire('m', undefined, 'low');
+    ctrl.abort();
+    await expect(leaving).rejects.toBeInstanceOf(ClientClosedError);
+    expect(q.queuedCount).toBe(1);
+    held.release();
+    const s = await staying;
+    expect(q.activeCount).toBe(1);
+    s.release();
+    expect(() => q.admit('m', ctrl.signal)).toThrow(ClientClosedError);
+  });
+
+  test('When draining, then it resolves once the running request releases; rejectWaiting empties every lane', async () => {
+    const q = new LaneQueue({ ...opts, maxConcurrent: 2 });
+    const s = await q.acquire('m');
+    const drained = q.drain(2000);
+    setTimeout(() => s.release(), 20);
+    await expect(drained).resolves.toBe(true);
+    const s1 = await q.acquire('m');
+    const s2 = await q.acquire('m');
+    const waiting = (['high', 'normal', 'low'] as const).map((p) => q.acquire('m', undefined, p));
+    await expect(q.drain(20)).resolves.toBe(false);
+    q.rejectWaiting(new ServiceShuttingDownError());
+    for (const w of waiting) await expect(w).rejects.toBeInstanceOf(ServiceShuttingDownError);
+    expect(q.queuedCount).toBe(0);
+    s1.release();
+    s2.release();
+    expect(q.activeCount).toBe(0);
+  });
+
+  test('When models differ, then each has its own queue and onSlot reports lane and wait', async () => {
+    const q = new LaneQueue({ ...opts, maxQueue: 0 });
+    const seen: unknown[] = [];
+    q.onSlot = (model, waitedMs, priority, servedAs) => seen.push([model, waitedMs, priority, servedAs]);
+    const gen = await q.acquire('llama3.1:8b', undefined, 'low');
+    const emb = await q.acquire('nomic-embed-text', undefined, 'high');
+    expect(emb.waitedMs).toBe(0);
+    expect(seen).toEqual([
+      ['llama3.1:8b', 0, 'low', 'low'],
+      ['nomic-embed-text', 0, 'high', 'high'],
+    ]);
+    gen.release();
+    emb.release();
+  });
+
+  test('When existing code holds a GpuQueue, then a LaneQueue fits in its place (same calls, same shapes)', async () => {
+    // Compile-time: GpuQueue's public API (onSlot set by metrics with two parameters) accepts a LaneQueue.
+    const asGpu: Pick<GpuQueue, 'admit' | 'acquire' | 'estimateWaitS' | 'stats' | 'activeCount' | 'queuedCount' | 'drain' | 'rejectWaiting'> = new LaneQueue(opts);
+    const lq = new LaneQueue(opts);
+    const waits: number[] = [];
+    lq.onSlot = (_model: string, waitedMs: number) => waits.push(waitedMs);
+    const s = await asGpu.acquire('m');
+    expect(asGpu.stats()).toEqual([expect.objectContaining({ model: 'm', active: 1, queued: 0, avgDurationMs: null })]);
+    s.release();
+    (await lq.acquire('m')).release();
+    expect(waits).toEqual([0]);
+  });
+});
