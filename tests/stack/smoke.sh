@@ -45,7 +45,8 @@ for tool in curl node make awk sed tar; do
 done
 
 # nothing from the caller's environment may change the stack: every .env key and compose's own knobs
-while IFS='=' read -r key _; do unset "$key"; done < <(grep -E '^[A-Z][A-Z0-9_]*=' "$root/.env.example")
+# (listed in .env.example, set or as a commented-out default)
+while IFS='=' read -r key _; do unset "$key"; done < <(sed -n 's/^\(# \)\{0,1\}\([A-Z][A-Z0-9_]*\)=.*/\2=/p' "$root/.env.example")
 unset COMPOSE_FILE COMPOSE_PROFILES COMPOSE_PROJECT_NAME COMPOSE_PATH_SEPARATOR STACK_ENV_FILE DOCKER_CONTEXT
 export COMPOSE_BIN=docker-compose          # podman-stack drives docker-compose 1.29
 export COMPOSE_HTTP_TIMEOUT=300            # the api build through podman's API can be slow on 2 busy cores
