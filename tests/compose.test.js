@@ -1,6 +1,9 @@
 'use strict';
 // Every compose combination `make` uses, validated by a real compose parser (docker-compose 1.29:
 // parse, merge, interpolate, reject unknown keys), plus assertions on the merged result.
+const { missingTools, skipSuite } = require('./lib/skip');
+// off CI a machine without these tools skips this file with one line (scripts/test-skip.sh)
+if (skipSuite(__filename, missingTools(['docker-compose', 'python3-yaml']), 'apt-get install docker-compose python3-yaml')) return;
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
