@@ -46,7 +46,7 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   reason=$(IFS=';'; printf '%s' "${missing[*]}" | sed 's/;/; /g')
   exec "$root/scripts/test-skip.sh" "test-stack (tests/stack/smoke.sh)" "$reason" \
-    "as root: PODMAN_STACK=<path of podman-stack> make test-stack (default: ../shared/tools/podman-stack)"
+    "as root: PODMAN_STACK=<path of the podman-stack tool> make test-stack"
 fi
 PS=$(readlink -f "$PS")
 

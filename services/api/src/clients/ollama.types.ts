@@ -1,4 +1,4 @@
-/** Ollama's wire types (see shared/reference/ollama-api.md §1). Only the fields the gateway reads. */
+/** Ollama's wire types (see docs/ollama-contract.md). Only the fields the gateway reads. */
 import type { Readable } from 'node:stream';
 
 export interface OllamaModelDetails {

@@ -1,6 +1,6 @@
 /**
  * The GPU queue. Ollama serves OLLAMA_NUM_PARALLEL requests at a time *per loaded model* and queues
- * the rest without a bound (ollama-api.md §2, OLLAMA_MAX_QUEUE caveat), so back-pressure lives here:
+ * the rest without a bound (docs/ollama-contract.md, Timing), so back-pressure lives here:
  * one lane per model, `maxConcurrent` running, up to `maxQueue` waiting in FIFO order.
  *
  * Admission is two-phase so a streaming route can refuse at once (503 QUEUE_FULL, a real status) and

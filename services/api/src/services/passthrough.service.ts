@@ -18,7 +18,7 @@ export type UpstreamCall = Pick<ProxyRequest, 'method' | 'path' | 'body' | 'head
 
 /**
  * Runner options change the loaded runner: a caller's value would make Ollama reload the model for
- * everyone (ollama-api.md §1.3). num_ctx is pinned to NUM_CTX; the others are dropped.
+ * everyone (docs/ollama-contract.md, Requests). num_ctx is pinned to NUM_CTX; the others are dropped.
  */
 const RUNNER_OPTIONS = ['num_ctx', 'num_batch', 'num_gpu', 'main_gpu', 'use_mmap', 'num_thread', 'numa', 'low_vram', 'f16_kv', 'vocab_only', 'use_mlock'];
 
