@@ -47,7 +47,7 @@ tunnel-url: ## public URL of the Cloudflare quick tunnel
 local: ## the stack without containers (system nginx + API), see scripts/local-stack.sh
 	@scripts/local-stack.sh
 
-bench: ## gateway overhead vs the upstream, streaming, memory, overload (~2 min; OLLAMA_BASE_URL=... adds a real Ollama)
+bench: ## gateway overhead vs the upstream, streaming, memory, overload (~1.5 min, docs/benchmarks.md; OLLAMA_BASE_URL=... adds a real Ollama)
 	cd services/api && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
 	node tests/bench/bench.js
 
