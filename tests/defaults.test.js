@@ -10,8 +10,9 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { ROOT, API_DIR } = require('./lib/helpers');
 
-const built = path.join(API_DIR, 'dist', 'config.js');
-assert.ok(fs.existsSync(built), 'build the API first: cd services/api && npm run build (make test-infra does)');
+// dist/config.js or dist/config/index.js, whichever the build has
+const built = path.join(API_DIR, 'dist', 'config');
+assert.ok(fs.existsSync(`${built}.js`) || fs.existsSync(path.join(built, 'index.js')), 'build the API first: cd services/api && npm run build (make test-infra does)');
 const { configDefaults, loadConfig } = require(built);
 const DEFAULTS = configDefaults();
 const API_KEYS = Object.keys(DEFAULTS);
