@@ -1,6 +1,9 @@
 'use strict';
 // The official `ollama` and `openai` npm clients through the local stack (real nginx with the
 // stack's template + the API + the fake Ollama), on /ollama and /openai/v1. Loopback only.
+const { missingTools, skipSuite } = require('./lib/skip');
+// off CI a machine without these tools skips this file with one line (scripts/test-skip.sh)
+if (skipSuite(__filename, missingTools(['nginx', 'envsubst', 'perl', 'curl']), 'apt-get install nginx-light gettext-base perl-base curl')) return;
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');

@@ -1,6 +1,9 @@
 'use strict';
 // Every compose combination `make` uses, validated by a real compose parser (docker-compose 1.29:
 // parse, merge, interpolate, reject unknown keys), plus assertions on the merged result.
+const { missingTools, skipSuite } = require('./lib/skip');
+// off CI a machine without these tools skips this file with one line (scripts/test-skip.sh)
+if (skipSuite(__filename, missingTools(['docker-compose', 'python3-yaml']), 'apt-get install docker-compose python3-yaml')) return;
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
@@ -13,6 +16,7 @@ const COMBOS = {
   'server (no gpu, no tunnel)': { mode: 'server', env: { GPU: '0', TUNNEL: '0' } },
   'dev-cpu': { mode: 'dev-cpu', env: {} },
   dev: { mode: 'dev', env: {} },
+  "server (.env sets the api's keep-alive, context, default model)": { mode: 'server', env: { OLLAMA_KEEP_ALIVE: '30m', NUM_CTX: '8192', MODEL_DEFAULT: 'qwen3:4b' } },
 };
 const cache = new Map();
 function combo(name) {
@@ -157,7 +161,14 @@ test('ollama: models volume, single-GPU tuning from .env, cloud off; the puller 
   const s = combo('server (gpu, quick tunnel)').config.services;
   assert.ok(s.ollama.volumes.some((v) => String(v.target || v).includes('/root/.ollama')));
   const e = env(s.ollama);
-  for (const k of ['OLLAMA_KEEP_ALIVE', 'OLLAMA_NUM_PARALLEL', 'OLLAMA_MAX_LOADED_MODELS', 'OLLAMA_CONTEXT_LENGTH', 'OLLAMA_FLASH_ATTENTION']) assert.ok(e[k], k);
+  for (const k of ['OLLAMA_NUM_PARALLEL', 'OLLAMA_MAX_LOADED_MODELS', 'OLLAMA_FLASH_ATTENTION']) assert.ok(e[k], k);
+  // the api's keep-alive and context length: empty without .env (ollama's own default), .env's value with it
+  assert.equal(e.OLLAMA_KEEP_ALIVE, '');
+  const set = combo('server (.env sets the api\'s keep-alive, context, default model)').config.services;
+  assert.equal(env(set.ollama).OLLAMA_KEEP_ALIVE, '30m');
+  assert.equal(env(set.ollama).OLLAMA_CONTEXT_LENGTH, '8192');
+  assert.deepEqual([env(set['model-puller']).WARM_MODEL, env(set['model-puller']).WARM_KEEP_ALIVE], ['qwen3:4b', '30m']);
+  assert.deepEqual([env(set.api).OLLAMA_KEEP_ALIVE, env(set.api).NUM_CTX, env(set.api).MODEL_DEFAULT], ['30m', '8192', 'qwen3:4b']);
   assert.equal(e.OLLAMA_NO_CLOUD, '1');
   assert.equal(s['model-puller'].image, s.ollama.image);
   assert.equal(env(s['model-puller']).OLLAMA_HOST, 'ollama:11434');

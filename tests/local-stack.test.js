@@ -1,6 +1,9 @@
 'use strict';
 // The stack without containers (scripts/local-stack.sh): the real nginx with the stack's template,
 // in front of the API from services/api, against the fake Ollama. Loopback only.
+const { missingTools, skipSuite } = require('./lib/skip');
+// off CI a machine without these tools skips this file with one line (scripts/test-skip.sh)
+if (skipSuite(__filename, missingTools(['nginx', 'envsubst', 'perl', 'curl']), 'apt-get install nginx-light gettext-base perl-base curl')) return;
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { startFakeAndLocalStack, request } = require('./lib/helpers');

@@ -913,7 +913,7 @@ async function main() {
 }
 
 if (process.argv[2] === '--md') {
-  // the Markdown summary of the last run again (for the README), from results/latest.json
+  // the Markdown summary of the last run again (for docs/benchmarks.md), from results/latest.json
   Object.assign(out, JSON.parse(fs.readFileSync(path.join(RESULTS, 'latest.json'), 'utf8')));
   process.stdout.write(summaryMarkdown() + '\n');
 } else main().catch(async (e) => {

@@ -170,8 +170,19 @@ function deepFreeze<T>(obj: T): T {
   return obj;
 }
 
+/**
+ * The default of every key, as the string an env file would carry (`true`, `120`, `` for none).
+ * The one source of the API's defaults: .env.example and the compose files are checked against it.
+ */
+export function configDefaults(): Record<string, string> {
+  const keys = (schema.describe() as { keys: Record<string, { flags?: { default?: unknown } }> }).keys;
+  return Object.fromEntries(Object.entries(keys).map(([key, d]) => [key, String(d.flags?.default ?? '')]));
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const { value: v, error } = schema.validate(env);
+  // An empty value counts as unset, so compose can pass `KEY: ${KEY:-}` and the default applies.
+  const set = Object.fromEntries(Object.entries(env).filter(([, val]) => val !== undefined && val.trim() !== ''));
+  const { value: v, error } = schema.validate(set);
   const problems: string[] = error ? error.details.map((d) => d.message.replace(/ with value .*$/, '')) : [];
 
   const modelTimeoutsS: Record<string, number> = {};

@@ -1,4 +1,4 @@
-/** Ollama's wire types: the fields of its HTTP API that the gateway reads or sends. */
+/** Ollama's wire types (see docs/ollama-contract.md). Only the fields the gateway reads. */
 import type { Readable } from 'node:stream';
 
 export interface OllamaModelDetails {

@@ -1,7 +1,6 @@
 /**
  * The GPU queue. Ollama serves OLLAMA_NUM_PARALLEL requests at a time *per loaded model* and queues
- * the rest: its OLLAMA_MAX_QUEUE bounds only the scheduler's queue, while requests for an already
- * loaded model wait for a parallel slot without any limit. So back-pressure lives here:
+ * the rest without a bound (docs/ollama-contract.md, Timing), so back-pressure lives here:
  * one lane per model, `maxConcurrent` running, up to `maxQueue` waiting in FIFO order.
  *
  * Admission is two-phase so a streaming route can refuse at once (503 QUEUE_FULL, a real status) and

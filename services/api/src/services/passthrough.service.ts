@@ -17,8 +17,8 @@ import type { OllamaState } from './ollama-state';
 export type UpstreamCall = Pick<ProxyRequest, 'method' | 'path' | 'body' | 'headers'>;
 
 /**
- * Runner options shape the loaded runner: a caller's own value would make Ollama load the model
- * again (with those settings) for everyone. num_ctx is pinned to NUM_CTX; the others are dropped.
+ * Runner options change the loaded runner: a caller's value would make Ollama reload the model for
+ * everyone (docs/ollama-contract.md, Requests). num_ctx is pinned to NUM_CTX; the others are dropped.
  */
 const RUNNER_OPTIONS = ['num_ctx', 'num_batch', 'num_gpu', 'main_gpu', 'use_mmap', 'num_thread', 'numa', 'low_vram', 'f16_kv', 'vocab_only', 'use_mlock'];
 

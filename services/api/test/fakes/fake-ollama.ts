@@ -1,7 +1,7 @@
 /**
  * Fake Ollama HTTP server for tests.
  *
- * Follows Ollama's HTTP API as of v0.32.x (the contract the gateway relies on): routes, NDJSON streaming,
+ * Follows docs/ollama-contract.md (Ollama's API as of v0.32.x): routes, NDJSON streaming,
  * exact error strings/status codes, load behaviour (no bytes while a model loads), keep_alive,
  * CORS 403 with an empty body, 405 on wrong methods, OpenAI-shaped errors on /v1.
  *
@@ -68,7 +68,7 @@ export interface FakeOllamaStats {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Exact strings from the reference
+// Exact strings Ollama sends (docs/ollama-contract.md)
 // ---------------------------------------------------------------------------------------------
 
 export const ERR_QUEUE_FULL = 'server busy, please try again.  maximum pending requests exceeded';
@@ -78,7 +78,7 @@ export const ERR_OOM_DEFAULT = 'llama-server reported out-of-memory during start
 export const ERR_OOM_LEGACY = 'model requires more system memory (10.2 GiB) than is available (7.6 GiB)';
 export const ERR_MIDSTREAM_DEFAULT = 'an error was encountered while running the model';
 export const ERR_PULL_MANIFEST = 'pull model manifest: file does not exist';
-/** Not given by the reference; seen in the wild both as 500 (old runner) and 400. The fake uses 400. */
+/** Not a documented string; seen in the wild both as 500 (old runner) and 400. The fake uses 400. */
 export const ERR_NO_VISION = 'this model is missing data required for image input';
 
 const DEFAULT_REPLY = 'Hello from the fake Ollama.';

@@ -2,32 +2,20 @@
  * A real Docker-compatible engine for tests: podman's Docker API service on a unix socket of its
  * own, and an "ollama" stand-in container carrying the compose labels.
  *
- * Needs root and these Debian packages (CI installs them):
+ * Needs root and these Debian packages (.ci/run installs them):
  *   podman runc netavark aardvark-dns iptables busybox-static
- * (iptables: netavark publishes ports with it; podman only suggests it.)
- * Missing podman or a static busybox FAILS the tests with that list; nothing is skipped.
+ * (iptables: netavark publishes ports with it; podman only suggests it; crun cannot set rlimits in
+ * some sandboxes, so podman is pointed at runc with default ulimits cleared.)
+ * Without them, describeWithPodman() skips the suite with one line saying what is missing (off CI,
+ * by scripts/test-skip.sh); under CI=true the suite runs and fails with the list instead.
  *
  * The stand-in is a tiny local image (a static busybox, imported, no registry) that, started,
  * waits `startDelayS` and then serves `GET /api/version` and `GET /api/ps` with busybox httpd on
  * container port 11434, published on 127.0.0.1 only. It exits at once on SIGTERM, so a restart
  * is quick, and the "until Ollama answers again" wait after a restart ends for real.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import {
-  accessSync,
-  constants,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readSync,
-  closeSync,
-  rmSync,
-  symlinkSync,
-  copyFileSync,
-  writeFileSync,
-  unlinkSync,
-} from 'node:fs';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readSync, closeSync, rmSync, symlinkSync, copyFileSync, writeFileSync, unlinkSync } from 'node:fs';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -76,22 +64,48 @@ export function podman(args: string[], opts: { input?: Buffer | NodeJS.ReadableS
   });
 }
 
-/** Throws (never skips) when podman or the pieces it needs are not installed. */
-export function requirePodman(): void {
+/** The pieces podman needs that are not installed. */
+function missingPieces(): string[] {
   const missing: string[] = [];
   if (!which('podman')) missing.push('podman');
   if (!which('runc') && !existsSync('/usr/sbin/runc')) missing.push('runc');
   if (!which('netavark') && !existsSync('/usr/lib/podman/netavark') && !existsSync('/usr/libexec/podman/netavark')) missing.push('netavark');
   if (!which('iptables') && !existsSync('/usr/sbin/iptables')) missing.push('iptables');
   if (!findStaticBusybox()) missing.push('a statically linked busybox (busybox-static)');
+  return missing;
+}
+
+/** Throws when podman or the pieces it needs are not installed, or when not root. */
+export function requirePodman(): void {
+  const missing = missingPieces();
   if (missing.length) {
     throw new Error(
       `The admin Docker tests need a real Docker-compatible engine (podman's API service), but ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} missing.\n` +
-        `Install them (as root, Debian 12): apt-get update && ${INSTALL}\n` +
-        'These tests are not skipped on purpose.',
+        `Install them (as root, Debian 12): apt-get update && ${INSTALL}`,
     );
   }
   if (process.getuid?.() !== 0) throw new Error('The admin Docker tests run podman as root (rootful networking for -p 127.0.0.1:...): run them as root.');
+}
+
+/**
+ * `describe` when podman can run here. Otherwise scripts/test-skip.sh decides: off CI the suite is
+ * skipped with one line naming what is missing; under CI=true it runs, and requirePodman() fails it.
+ */
+export function describeWithPodman(name: string, fn: () => void): void {
+  const missing = missingPieces();
+  const reasons = missing.length ? [`${missing.join(', ')} not installed`] : [];
+  if (process.getuid?.() !== 0) reasons.push(`not root (uid ${process.getuid?.()})`);
+  if (!reasons.length) return describe(name, fn);
+  const apiDir = path.resolve(__dirname, '..', '..');
+  const testPath = expect.getState().testPath;
+  const suite = testPath ? `services/api/${path.relative(apiDir, testPath)}` : name;
+  const skip = spawnSync(path.resolve(apiDir, '..', '..', 'scripts', 'test-skip.sh'), [
+    suite,
+    `needs a real engine (podman's Docker API, as root): ${reasons.join('; ')}`,
+    `apt-get install ${APT_PACKAGES.join(' ')}, then as root: cd services/api && npx jest ${path.basename(suite)}`,
+  ], { stdio: 'inherit' });
+  if (skip.status === 0) describe.skip(name, fn);
+  else describe(name, fn);
 }
 
 /** PT_INTERP in the ELF program headers = dynamically linked (useless in an empty image). */

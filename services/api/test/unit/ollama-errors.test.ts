@@ -1,7 +1,7 @@
 import { mapOllamaError } from '../../src/clients/ollama-errors';
 import { extractJson } from '../../src/services/structured.service';
 
-describe("mapOllamaError (Ollama's own error strings)", () => {
+describe('mapOllamaError (the strings of docs/ollama-contract.md)', () => {
   test.each([
     [404, "model 'llama9' not found", 'MODEL_NOT_FOUND', 404],
     [404, 'model "llama9" not found, try pulling it first', 'MODEL_NOT_FOUND', 404],
