@@ -14,6 +14,13 @@ const { spawn } = require('node:child_process');
 const { ROOT, run, composeConfig, composeArgs, freePort, stop, tmpDir } = require('./lib/helpers');
 
 const MON = path.join(ROOT, 'compose', 'monitoring');
+const DIRS = [];
+function mkTmp(prefix) {
+  const d = tmpDir(prefix);
+  DIRS.push(d);
+  return d;
+}
+test.after(() => { for (const d of DIRS) fs.rmSync(d, { recursive: true, force: true }); });
 const RENDER = path.join(MON, 'render.sh');
 for (const tool of ['promtool', 'amtool', 'prometheus-alertmanager']) {
   if (run('sh', ['-c', `command -v ${tool}`]).status !== 0) {
@@ -23,7 +30,7 @@ for (const tool of ['promtool', 'amtool', 'prometheus-alertmanager']) {
 
 // only what the test sets: nothing of the developer's environment reaches the renderer
 const BASE_ENV = { PATH: process.env.PATH, LC_ALL: 'C' };
-function render(what, env, out = tmpDir('alc-mon-')) {
+function render(what, env, out = mkTmp('alc-mon-')) {
   const r = run(RENDER, [what, out], { env: { ...BASE_ENV, ...env } });
   return { ...r, out, file: (f) => path.join(out, f), read: (f) => fs.readFileSync(path.join(out, f), 'utf8') };
 }
@@ -111,7 +118,7 @@ test('rules: `promtool test rules` - every alert fires after its for:, stays qui
 });
 
 test('rules: the unit tests bite (a threshold moved from 83 °C to 85 °C fails them)', () => {
-  const dir = tmpDir('alc-mon-mut-');
+  const dir = mkTmp('alc-mon-mut-');
   fs.mkdirSync(path.join(dir, 'rules'));
   fs.mkdirSync(path.join(dir, 'tests'));
   const alerts = fs.readFileSync(path.join(MON, 'rules', 'alerts.yml'), 'utf8');
