@@ -6,7 +6,7 @@ MODEL ?=
 # `docker compose exec` wants a terminal unless told -T (make run from scripts, CI, cron)
 EXEC_T = $$([ -t 0 ] || echo -T)
 
-.PHONY: help init up dev dev-cpu down logs ps pull models tunnel-url local test test-api test-infra test-stack bench
+.PHONY: help init up dev dev-cpu down logs ps pull models tunnel-url local test test-api test-infra test-stack test-monitoring bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,7 +51,7 @@ bench: ## gateway overhead vs the upstream, streaming, memory, overload (~2 min;
 	cd services/api && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
 	node tests/bench/bench.js
 
-test: test-api test-infra test-stack ## every test of the repo
+test: test-api test-infra test-stack test-monitoring ## every test of the repo
 
 test-api: ## the API's own tests (jest)
 	cd services/api && npm ci --no-audit --no-fund && npx jest
@@ -62,3 +62,6 @@ test-infra: ## compose files, nginx config, and the local stack through real ngi
 
 test-stack: ## the whole compose stack up for real on ../shared/tools/podman-stack (root; see tests/stack/smoke.sh)
 	tests/stack/smoke.sh
+
+test-monitoring: ## Prometheus + Alertmanager live on podman-stack: targets up, ollama down -> alert at a webhook, resolved (tests/stack/monitoring.sh)
+	tests/stack/monitoring.sh

@@ -53,6 +53,10 @@ test('prometheus: rendered config passes `promtool check config` (with its rule 
     assert.deepEqual(targets('cloudflared'), tunnel === '1' ? ['cloudflared:2000'] : [], `tunnel=${tunnel}`);
     assert.doesNotMatch(r.read('prometheus.yml'), /@[A-Z_]+@/, 'no placeholder left');
   }
+  // the test-only overlay's 2 s intervals (shorter than the default 10 s scrape timeout) load too
+  const fast = ok(render('prometheus', { ...USERS, PROMETHEUS_SCRAPE_INTERVAL: '2s', PROMETHEUS_EVAL_INTERVAL: '2s' }), 'render 2s');
+  const check = run('promtool', ['check', 'config', fast.file('prometheus.yml')]);
+  assert.equal(check.status, 0, check.stdout + check.stderr);
 });
 
 test('prometheus: the scrape user and its password (from AUTH_USERS, into a 600 file, never into the config)', () => {
