@@ -357,6 +357,8 @@ test('compose: pinned official images, nothing published (UI only on 127.0.0.1),
     assert.deepEqual(s[svc].entrypoint.slice(0, 3), ['/bin/sh', '/etc/alc-monitoring/render.sh', svc]);
     assert.ok(s[svc].healthcheck.test.includes('-T'), `${svc}: healthcheck with its own timeout`);
   }
+  assert.deepEqual(s.prometheus.depends_on, { api: { condition: 'service_healthy' } }, 'no alerts while the first make up pulls models');
+  assert.equal(s.alertmanager.depends_on, undefined);
   assert.deepEqual(Object.keys(s.cloudflared.networks).sort(), ['edge', 'monitoring']);
   assert.deepEqual(Object.keys(s.prometheus.networks).sort(), ['backend', 'monitoring']);
   const ui = composeConfig('server', { PROMETHEUS_UI_PORT: '19090' }).services.prometheus.ports.map(String);
