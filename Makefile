@@ -6,7 +6,7 @@ MODEL ?=
 # `docker compose exec` wants a terminal unless told -T (make run from scripts, CI, cron)
 EXEC_T = $$([ -t 0 ] || echo -T)
 
-.PHONY: help init up dev dev-cpu down logs ps pull models tunnel-url local test test-api test-infra test-stack bench
+.PHONY: help init up dev dev-cpu down logs ps pull models tunnel-url local test test-api test-infra test-stack test-monitoring bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,7 +53,7 @@ bench: ## gateway overhead vs the upstream, streaming, memory, overload (~1.5 mi
 
 test: ## every test of the repo; a suite this machine cannot run: one SKIPPED line at the end (CI=true: fails)
 	@skips=$$(mktemp); rc=0; \
-	 TEST_SKIP_LOG=$$skips $(MAKE) --no-print-directory test-api test-infra test-stack || rc=$$?; \
+	 TEST_SKIP_LOG=$$skips $(MAKE) --no-print-directory test-api test-infra test-stack test-monitoring || rc=$$?; \
 	 cat "$$skips"; rm -f "$$skips"; exit $$rc
 
 test-api: ## the API's own tests (jest; the admin Docker suite needs root + podman)
@@ -65,3 +65,6 @@ test-infra: ## defaults, compose files, nginx config, the local stack through re
 
 test-stack: ## the whole compose stack up for real on podman (root + the podman-stack tool; see tests/stack/smoke.sh)
 	tests/stack/smoke.sh
+
+test-monitoring: ## Prometheus + Alertmanager live on podman-stack: targets up, ollama down -> alert at a webhook, resolved (tests/stack/monitoring.sh)
+	tests/stack/monitoring.sh

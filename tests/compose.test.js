@@ -35,7 +35,7 @@ test('every combination is accepted by docker-compose 1.29 (config -q)', () => {
 });
 
 test('the files carry no syntax that docker-compose 1.29 or the smoke run rejects', () => {
-  const files = ['docker-compose.yml', 'docker-compose.gpu.yml', ...fs.readdirSync(path.join(ROOT, 'compose')).map((f) => `compose/${f}`)];
+  const files = ['docker-compose.yml', 'docker-compose.gpu.yml', ...fs.readdirSync(path.join(ROOT, 'compose')).filter((f) => f.endsWith('.yml')).map((f) => `compose/${f}`)];
   for (const f of files) {
     const text = fs.readFileSync(path.join(ROOT, f), 'utf8').replace(/#.*$/gm, '');
     assert.doesNotMatch(text, /^name:|^include:|start_interval|!reset|@sha256:/m, f);
@@ -45,9 +45,9 @@ test('the files carry no syntax that docker-compose 1.29 or the smoke run reject
 
 test('which services start in each combination', () => {
   const expect = {
-    'server (gpu, quick tunnel)': ['api', 'cloudflared', 'docker-socket-proxy', 'model-puller', 'nginx', 'ollama'],
-    'server (gpu, named tunnel)': ['api', 'cloudflared', 'docker-socket-proxy', 'model-puller', 'nginx', 'ollama'],
-    'server (no gpu, no tunnel)': ['api', 'docker-socket-proxy', 'model-puller', 'nginx', 'ollama'],
+    'server (gpu, quick tunnel)': ['alertmanager', 'api', 'cloudflared', 'docker-socket-proxy', 'model-puller', 'nginx', 'ollama', 'prometheus'],
+    'server (gpu, named tunnel)': ['alertmanager', 'api', 'cloudflared', 'docker-socket-proxy', 'model-puller', 'nginx', 'ollama', 'prometheus'],
+    'server (no gpu, no tunnel)': ['alertmanager', 'api', 'docker-socket-proxy', 'model-puller', 'nginx', 'ollama', 'prometheus'],
     'dev-cpu': ['api', 'docker-socket-proxy', 'model-puller', 'nginx', 'ollama'],
     dev: ['api', 'nginx'],
   };

@@ -127,7 +127,7 @@ test('make up without .env: runs init first, then the server combination, and wa
   assert.match(r.out, /created \.env/);
   assert.ok(fs.existsSync(path.join(dir, '.env')));
   assert.equal(r.calls.length, 1, r.calls.join('\n'));
-  assert.equal(r.calls[0], `--project-directory ${dir} -p ai-local-core -f docker-compose.yml -f docker-compose.gpu.yml --profile tunnel up -d --build --remove-orphans`);
+  assert.equal(r.calls[0], `--project-directory ${dir} -p ai-local-core -f docker-compose.yml -f docker-compose.gpu.yml -f compose/monitoring.yml --profile tunnel up -d --build --remove-orphans`);
   assert.match(r.out, /the API is at http:\/\/127\.0\.0\.1:\d+/);
   assert.equal(fs.readFileSync(path.join(dir, '.stack-mode'), 'utf8').trim(), 'server');
 });
