@@ -6,7 +6,7 @@ MODEL ?=
 # `docker compose exec` wants a terminal unless told -T (make run from scripts, CI, cron)
 EXEC_T = $$([ -t 0 ] || echo -T)
 
-.PHONY: help init up dev dev-cpu down logs ps pull models tunnel-url local test test-api test-infra test-stack bench
+.PHONY: help init up dev dev-cpu down logs ps pull models tunnel-url local test test-api test-infra test-security test-stack bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,6 +59,10 @@ test-api: ## the API's own tests (jest)
 test-infra: ## compose files, nginx config, and the local stack through real nginx
 	cd services/api && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
 	node --test tests/
+
+test-security: ## the security suite alone (tests/security, also part of test-infra): attacks through nginx and at the API
+	cd services/api && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
+	node --test tests/security/ tests/setup-ubuntu.test.js
 
 test-stack: ## the whole compose stack up for real on ../shared/tools/podman-stack (root; see tests/stack/smoke.sh)
 	tests/stack/smoke.sh

@@ -359,12 +359,17 @@ step_done
 # that the one allowed verb (restart of this project's ollama, by name) works end to end.
 step "4s security: the api container's Docker access is one verb"
 sock_get() { curl -s -m 10 --unix-socket "$PODMAN_STACK_SOCK" "http://d$1"; }
-n_containers() { sock_get '/containers/json?all=true' | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).length))'; }
-n_images() { sock_get '/images/json' | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).length))'; }
+# the engine is shared (other runs may create containers and images meanwhile): look only for what
+# the attempts would have made - a container outside any compose project created since T0, or alpine
+new_loose_containers() { # containers without a compose project created at or after $1 (epoch s)
+  sock_get '/containers/json?all=true' | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{
+    const t0=Number(process.argv[1]); const l=JSON.parse(s).filter(c=>c.Created>=t0&&!(c.Labels||{})["com.docker.compose.project"]);
+    console.log(l.map(c=>(c.Names||[]).join(",")+"("+c.Image+")").join(" "))})' "$1"; }
+image_code() { curl -s -m 10 -o /dev/null -w '%{http_code}' --unix-socket "$PODMAN_STACK_SOCK" "http://d/images/$1/json"; }
 ollama_name=$("${ENGINE[@]}" get "$P" ollama name); nginx_name=$("${ENGINE[@]}" get "$P" nginx name)
 ollama_id=$("${ENGINE[@]}" get "$P" ollama id)
 execs_before=$(sock_get "/containers/$ollama_id/json" | "${ENGINE[@]}" json ExecIDs 2>/dev/null || echo null)
-c_before=$(n_containers); i_before=$(n_images)
+t0_attacks=$(date +%s); alpine_before=$(image_code docker.io/library/alpine:latest)
 nginx_started=$("${ENGINE[@]}" get "$P" nginx startedAt); ollama_started=$("${ENGINE[@]}" get "$P" ollama startedAt)
 # runs inside the api container (node, DOCKER_HOST from the compose file); one line per attempt
 attack_js='
@@ -417,13 +422,15 @@ inspect-ollama GET 200"
 [ "$attacks" = "$want" ] || fail "the socket proxy's answers differ from the allowlist (want:
 $want)"
 ok "create / exec / pull / restart of nginx / stop / escape / other reads: 403; DELETE: 405; list + inspect of ollama: 200"
-[ "$(n_containers)" = "$c_before" ] || fail "the number of containers changed ($c_before -> $(n_containers))"
-[ "$(n_images)" = "$i_before" ] || fail "the number of images changed ($i_before -> $(n_images))"
+loose=$(new_loose_containers "$t0_attacks")
+[ -z "$loose" ] || fail "a container was created: $loose"
+[ "$(curl -s -m 10 -o /dev/null -w '%{http_code}' --unix-socket "$PODMAN_STACK_SOCK" http://d/containers/pwn/json)" = 404 ] || fail "a container 'pwn' exists"
+[ "$(image_code docker.io/library/alpine:latest)" = "$alpine_before" ] || fail "the alpine image appeared (pull)"
 [ "$(sock_get "/containers/$ollama_id/json" | "${ENGINE[@]}" json ExecIDs 2>/dev/null || echo null)" = "$execs_before" ] || fail "an exec was created in ollama"
 [ "$("${ENGINE[@]}" get "$P" nginx startedAt)" = "$nginx_started" ] || fail "nginx was restarted"
 [ "$("${ENGINE[@]}" get "$P" ollama startedAt)" = "$ollama_started" ] || fail "ollama was stopped or restarted"
 [ "$("${ENGINE[@]}" get "$P" ollama status)" = running ] || fail "ollama is not running"
-ok "nothing changed: $c_before containers, $i_before images, no exec in ollama, nginx and ollama not restarted"
+ok "nothing changed: no new container, no alpine image (HTTP $alpine_before before and after), no exec in ollama, nginx and ollama not restarted"
 blocked=$(compose logs --no-color docker-socket-proxy 2>&1 | grep -c 'blocked request' || true)
 [ "$blocked" -ge 9 ] || fail "the socket proxy logged $blocked blocked requests, expected at least 9"
 ok "socket proxy logged $blocked blocked requests"
