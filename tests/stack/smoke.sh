@@ -54,6 +54,9 @@ tmp=$(mktemp -d /tmp/alc-stack.XXXXXX)
 copy=$tmp/repo
 cd "$tmp"   # from here on nothing depends on the caller's directory (a clone may be replaced meanwhile)
 P=alc-stack-$$-$(printf '%s' "${tmp##*.}" | tr 'A-Z' 'a-z')   # the run's compose project (container/network/volume prefix)
+# the api image under the run's own tag: the engine is shared, and another run building
+# ai-local-core/api:local from another tree must not swap the image under this run's api
+export API_IMAGE=localhost/$P-api:smoke
 export PODMAN_STACK_SOCK=$tmp/podman.sock  # our own API service: stopped at the end, nobody else's touched
 export PODMAN_STACK_STATE=$tmp/podman-stack.d
 MODE=server
@@ -114,6 +117,7 @@ cleanup() {
     local left
     left=$(podman ps -aq --filter "label=com.docker.compose.project=$P" 2>/dev/null)
     [ -z "$left" ] || { echo "    removing leftover containers: $left"; podman rm -f $left >/dev/null 2>&1; }
+    podman rmi -f "$API_IMAGE" >/dev/null 2>&1 || true
     left=$(podman volume ls -q --filter "label=com.docker.compose.project=$P" 2>/dev/null)
     [ -z "$left" ] || { echo "    removing leftover volumes: $left"; podman volume rm -f $left >/dev/null 2>&1; }
     left=$(podman network ls -q --filter "label=com.docker.compose.project=$P" 2>/dev/null)
