@@ -391,24 +391,24 @@ const tries = [
   ["inspect-nginx", "GET", "/containers/" + N + "/json", null],
   ["list-images", "GET", "/images/json", null],
   ["delete-ollama", "DELETE", "/containers/" + O + "?force=true", null],
-  ["list-containers", "GET", "/containers/json", null],
+  ["list-containers", "GET", "/containers/json?all=true&filters=" + encodeURIComponent(JSON.stringify({ label: ["com.docker.compose.service=ollama", "com.docker.compose.project=" + process.env.P] })), null],
   ["inspect-ollama", "GET", "/containers/" + O + "/json", null],
 ];
 (async () => {
   for (const [name, method, path, body] of tries) {
     const status = await new Promise((resolve) => {
       const data = body ? JSON.stringify(body) : "";
-      const req = http.request({ host: u.hostname, port: u.port, method, path, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(data) }, timeout: 10000 },
+      const req = http.request({ host: u.hostname, port: u.port, method, path, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(data) }, timeout: 30000 },
         (res) => { res.resume(); res.on("end", () => resolve(res.statusCode)); });
       req.on("timeout", () => req.destroy(new Error("timeout")));
-      req.on("error", (e) => resolve("error:" + e.code));
+      req.on("error", (e) => resolve("error:" + (e.code || e.message)));
       req.end(data);
     });
     console.log(name + " " + method + " " + status);
   }
 })();
 '
-attacks=$(printf '%s' "$attack_js" | compose exec -T -e OLLAMA_NAME="$ollama_name" -e NGINX_NAME="$nginx_name" api node - 2>&1) \
+attacks=$(printf '%s' "$attack_js" | compose exec -T -e OLLAMA_NAME="$ollama_name" -e NGINX_NAME="$nginx_name" -e P="$P" api node - 2>&1) \
   || fail "could not run the attempts inside the api container: $attacks"
 printf '%s\n' "$attacks" | indent
 want="create-with-root-bind POST 403
