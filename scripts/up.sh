@@ -12,6 +12,30 @@ if [ ! -f .env ]; then
 fi
 env_get() { sed -n "s/^[[:space:]]*$1[[:space:]]*=//p" .env | tail -n 1; }
 
+# The published port is plain HTTP with basic auth: on anything but loopback, every password crosses
+# the LAN in clear text (base64). Refuse unless the owner opts in explicitly.
+bind=${HTTP_BIND-$(env_get HTTP_BIND)}; bind=${bind:-127.0.0.1}
+case $bind in
+  127.*|localhost|::1|'[::1]') ;;
+  *)
+    allow=${ALLOW_LAN_BIND-$(env_get ALLOW_LAN_BIND)}
+    case $allow in
+      1|true|yes) echo "up: WARNING: HTTP_BIND=$bind publishes plain HTTP with basic auth beyond this machine (ALLOW_LAN_BIND=$allow)" >&2 ;;
+      *)
+        echo "up: refusing HTTP_BIND=$bind: the port is plain HTTP, so basic-auth passwords would cross the network in clear" >&2
+        echo "    text (base64) for anyone on the LAN to read. Keep HTTP_BIND=127.0.0.1 and reach it through the tunnel or" >&2
+        echo "    an SSH tunnel (ssh -L 8080:127.0.0.1:8080 server), or set ALLOW_LAN_BIND=1 in .env if you accept that." >&2
+        exit 1 ;;
+    esac ;;
+esac
+
+# The socket proxy runs as nobody with the Docker socket's group: take it from the socket when .env
+# does not say (Docker: root:docker 0660; the group id differs between hosts).
+if [ -z "${DOCKER_GID:-}" ] && [ -z "$(env_get DOCKER_GID)" ] && [ -S "${DOCKER_SOCK_PATH:-/var/run/docker.sock}" ]; then
+  DOCKER_GID=$(stat -c %g "${DOCKER_SOCK_PATH:-/var/run/docker.sock}" 2>/dev/null || stat -f %g "${DOCKER_SOCK_PATH:-/var/run/docker.sock}" 2>/dev/null || true)
+  [ -z "$DOCKER_GID" ] || export DOCKER_GID
+fi
+
 if [ "$mode" = dev ]; then
   # the Mac's native Ollama.app (Metal) serves the models; pull the small ones with its own CLI
   if ! curl -fsS -m 3 -o /dev/null http://127.0.0.1:11434/api/version; then

@@ -13,8 +13,8 @@ const { API_DIR, startFakeAndLocalStack } = require('./lib/helpers');
 const { Ollama } = require(path.join(API_DIR, 'node_modules', 'ollama'));
 const { OpenAI, AuthenticationError } = require(path.join(API_DIR, 'node_modules', 'openai'));
 
-const ADMIN = ['admin', 'Adm1n-pw'];
-const USER = ['waldus', 'W4ldus-pw'];
+const ADMIN = ['admin', 'Adm1n-pw-7Yq3kTz9'];
+const USER = ['waldus', 'W4ldus-pw-2Lm8vRx4'];
 const MODEL = 'llama3.1:8b';
 const TOKEN_DELAY_MS = 80;
 const basic = ([u, p]) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;

@@ -45,8 +45,8 @@ test('the files carry no syntax that docker-compose 1.29 or the smoke run reject
 
 test('which services start in each combination', () => {
   const expect = {
-    'server (gpu, quick tunnel)': ['alertmanager', 'api', 'cloudflared', 'docker-socket-proxy', 'model-puller', 'nginx', 'ollama', 'prometheus'],
-    'server (gpu, named tunnel)': ['alertmanager', 'api', 'cloudflared', 'docker-socket-proxy', 'model-puller', 'nginx', 'ollama', 'prometheus'],
+    'server (gpu, quick tunnel)': ['alertmanager', 'api', 'cloudflared', 'docker-socket-proxy', 'gpu-exporter', 'model-puller', 'nginx', 'ollama', 'prometheus'],
+    'server (gpu, named tunnel)': ['alertmanager', 'api', 'cloudflared', 'docker-socket-proxy', 'gpu-exporter', 'model-puller', 'nginx', 'ollama', 'prometheus'],
     'server (no gpu, no tunnel)': ['alertmanager', 'api', 'docker-socket-proxy', 'model-puller', 'nginx', 'ollama', 'prometheus'],
     'dev-cpu': ['api', 'docker-socket-proxy', 'model-puller', 'nginx', 'ollama'],
     dev: ['api', 'nginx'],
@@ -84,7 +84,7 @@ test('every image is pinned to an exact version, and the api image is built from
         assert.equal(s.build.context, path.join(ROOT, 'services', 'api'));
         continue;
       }
-      assert.match(s.image, /^[a-z0-9./-]+:v?\d+\.\d+(\.\d+)?$/, `${name}: ${svc} image ${s.image} is not an exact version`);
+      assert.match(s.image, /^[a-z0-9._/-]+:v?\d+\.\d+(\.\d+)?$/, `${name}: ${svc} image ${s.image} is not an exact version`);
     }
   }
   const dockerfile = fs.readFileSync(path.join(ROOT, 'docker', 'api', 'Dockerfile'), 'utf8');
@@ -125,6 +125,8 @@ test('start order: ollama healthy -> puller done -> api healthy -> nginx healthy
 test('GPU reservation only with the GPU overlay', () => {
   const gpu = combo('server (gpu, quick tunnel)').config.services.ollama.deploy.resources.reservations.devices;
   assert.deepEqual(gpu, [{ driver: 'nvidia', count: 'all', capabilities: ['gpu'] }]);
+  const exporter = combo('server (gpu, quick tunnel)').config.services['gpu-exporter'];
+  assert.deepEqual(exporter.deploy.resources.reservations.devices, gpu, 'the exporter sees the same GPU');
   for (const name of ['server (no gpu, no tunnel)', 'dev-cpu']) {
     const { config } = combo(name);
     for (const [svc, s] of Object.entries(config.services)) {
@@ -187,7 +189,7 @@ test('api: init, read-only root fs, non-root image, socket proxy instead of the 
   assert.ok(!(api.volumes || []).some((v) => String(v.source || v).includes('docker.sock')), 'no socket in the api');
   const proxy = config.services['docker-socket-proxy'];
   assert.deepEqual(proxy.volumes, ['/var/run/docker.sock:/var/run/docker.sock:ro']);
-  assert.deepEqual(env(proxy), { CONTAINERS: '1', POST: '1', EXEC: '1' });
+  assert.equal(proxy.environment, undefined, 'no tecnativa-style CONTAINERS/POST/EXEC switches');
   const raw = fs.readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8');
   assert.ok(raw.includes('${DOCKER_SOCK_PATH:-/var/run/docker.sock}:/var/run/docker.sock:ro'));
   for (const svc of enabled) {
@@ -242,4 +244,148 @@ test('no AUTH_USERS: compose refuses to render, make up refuses to start', () =>
   });
   assert.equal(up.status, 3);
   assert.match(up.stderr, /refusing to start/);
+});
+
+// --- issue 12: the Docker API cut to one verb, hardened containers ---------------------------------
+
+/** The socket proxy's rules as wollomatic/socket-proxy compiles them: "^" + regex + "$" per flag. */
+function proxyRules(proxy) {
+  const rules = {};
+  for (const arg of proxy.command) {
+    const m = /^-allow(GET|HEAD|POST|PUT|PATCH|DELETE|CONNECT|TRACE|OPTIONS)=(.*)$/.exec(arg);
+    if (m) (rules[m[1]] = rules[m[1]] || []).push(new RegExp(`^${m[2]}$`));
+  }
+  return rules;
+}
+/** 'allow' | 403 | 405 for METHOD PATH, like the proxy (path percent-decoded, query string ignored). */
+function proxyDecision(rules, method, url) {
+  if (!rules[method]) return 405;
+  const p = decodeURIComponent(url.split('?')[0]);
+  return rules[method].some((re) => re.test(p)) ? 'allow' : 403;
+}
+
+test('socket proxy: wollomatic allowlist, pinned, nobody with the socket group, only the api may connect', () => {
+  for (const name of ['server (gpu, quick tunnel)', 'server (no gpu, no tunnel)', 'dev-cpu']) {
+    const proxy = combo(name).config.services['docker-socket-proxy'];
+    assert.equal(proxy.image, 'wollomatic/socket-proxy:1.13.1', name);
+    assert.equal(proxy.user, '65534:999', `${name}: nobody + the docker group (DOCKER_GID, default 999)`);
+    for (const flag of ['-listenip=0.0.0.0', '-allowfrom=api', '-allowhealthcheck']) assert.ok(proxy.command.includes(flag), `${name}: ${flag}`);
+    assert.deepEqual(proxy.healthcheck.test, ['CMD', './healthcheck']);
+    assert.deepEqual(Object.keys(proxy.networks), ['docker-api']);
+  }
+  const raw = fs.readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8');
+  assert.ok(raw.includes('user: "65534:${DOCKER_GID:-999}"'));
+  const withGid = composeConfig('server', { GPU: '0', TUNNEL: '0', DOCKER_GID: '131' }).services['docker-socket-proxy'];
+  assert.equal(withGid.user, '65534:131', 'DOCKER_GID from the environment / .env');
+});
+
+test('socket proxy: exactly list, inspect and restart of this project\'s ollama; everything else refused', () => {
+  const rules = proxyRules(combo('server (gpu, quick tunnel)').config.services['docker-socket-proxy']);
+  assert.deepEqual(Object.keys(rules).sort(), ['GET', 'POST'], 'no rule for other methods: 405');
+  const P = 'ai-local-core';
+  const allowed = [
+    ['GET', '/containers/json?all=true&filters=%7B%22label%22%3A%5B%5D%7D'], // dockerode: no version prefix
+    ['GET', '/v1.41/containers/json'],
+    ['GET', `/containers/${P}-ollama-1/json`], // Compose v2 name
+    ['GET', `/v1.43/containers/${P}_ollama_1/json`], // Compose v1 name
+    ['POST', `/containers/${P}-ollama-1/restart?t=10`],
+    ['POST', `/v1.41/containers/${P}_ollama_1/restart`],
+  ];
+  for (const [m, u] of allowed) assert.equal(proxyDecision(rules, m, u), 'allow', `${m} ${u}`);
+  const refused = [
+    ['POST', '/v1.41/containers/create'],
+    ['POST', '/containers/create?name=x'],
+    ['POST', `/containers/${P}-ollama-1/exec`],
+    ['POST', '/exec/abc/start'],
+    ['POST', `/containers/${P}-ollama-1/start`],
+    ['POST', `/containers/${P}-ollama-1/stop`],
+    ['POST', `/containers/${P}-ollama-1/kill`],
+    ['POST', `/containers/${P}-ollama-1/update`],
+    ['POST', `/containers/${P}-nginx-1/restart`],
+    ['POST', `/containers/${P}-api-1/restart`],
+    ['POST', `/containers/other-${P}-ollama-1/restart`],
+    ['POST', `/containers/${P}-ollama-1x/restart`],
+    ['POST', `/containers/${P}-ollama-1/restart/../../create`],
+    ['POST', `/containers/${P}-ollama-1%2F..%2F..%2Fcreate`],
+    ['POST', '/containers/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef/restart'],
+    ['GET', '/containers/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef/json'],
+    ['GET', `/containers/${P}-nginx-1/json`],
+    ['GET', `/containers/${P}-ollama-1/logs`],
+    ['GET', `/containers/${P}-ollama-1/archive?path=/`],
+    ['GET', '/images/json'],
+    ['POST', '/images/create?fromImage=alpine'],
+    ['GET', '/volumes'],
+    ['POST', '/volumes/create'],
+    ['GET', '/networks'],
+    ['POST', '/networks/create'],
+    ['POST', '/build'],
+    ['GET', '/info'],
+    ['GET', '/_ping'],
+    ['GET', '/version'],
+    ['GET', '/events'],
+    ['GET', '/secrets'],
+  ];
+  for (const [m, u] of refused) assert.equal(proxyDecision(rules, m, u), 403, `${m} ${u}`);
+  for (const [m, u] of [['DELETE', `/containers/${P}-ollama-1`], ['PUT', '/containers/x/archive'], ['HEAD', '/_ping']]) {
+    assert.equal(proxyDecision(rules, m, u), 405, `${m} ${u}`);
+  }
+  // the project name comes from COMPOSE_PROJECT_NAME, as for the api's labels
+  const other = proxyRules(composeConfig('server', { GPU: '0', TUNNEL: '0', COMPOSE_PROJECT_NAME: 'box2' }).services['docker-socket-proxy']);
+  assert.equal(proxyDecision(other, 'POST', '/containers/box2_ollama_1/restart'), 'allow');
+  assert.equal(proxyDecision(other, 'POST', `/containers/${P}-ollama-1/restart`), 403);
+});
+
+test('GPU telemetry: the exporter sidecar only in the GPU overlay, on an internal network with the api, unpublished', () => {
+  const { config } = combo('server (gpu, quick tunnel)');
+  const exp = config.services['gpu-exporter'];
+  assert.equal(exp.image, 'utkuozdemir/nvidia_gpu_exporter:1.14.0');
+  assert.equal(exp.ports, undefined);
+  assert.deepEqual(Object.keys(exp.networks), ['gpu']);
+  assert.equal(config.networks.gpu.internal, true);
+  const onGpu = Object.entries(config.services).filter(([, s]) => Object.keys(s.networks || {}).includes('gpu')).map(([n]) => n);
+  assert.deepEqual(onGpu.sort(), ['api', 'gpu-exporter']);
+  assert.equal(env(config.services.api).GPU_EXPORTER_URL, 'http://gpu-exporter:9835/metrics');
+  for (const name of ['server (no gpu, no tunnel)', 'dev-cpu', 'dev']) {
+    const c = combo(name).config;
+    assert.equal(c.services['gpu-exporter'], undefined, name);
+    assert.equal(env(c.services.api).GPU_EXPORTER_URL, undefined, `${name}: no GPU telemetry`);
+  }
+});
+
+test('every service of every combination is hardened: no-new-privileges, cap_drop ALL, read-only, limits', () => {
+  // the only capabilities any service keeps, and why (see the comments in the compose files)
+  const CAPS = { nginx: ['CHOWN', 'NET_BIND_SERVICE', 'SETGID', 'SETUID'] };
+  // where each service may write (tmpfs); everything else is read-only (volumes listed in the files)
+  const USERS = {
+    api: '1000:1000', 'model-puller': '65534:65534', 'docker-socket-proxy': '65534:999',
+    cloudflared: '65532:65532', 'gpu-exporter': '65534:65534',
+    // ollama: root (the image's user; existing model volumes are root's /root/.ollama), but without capabilities
+    // nginx: root master (binds 80, drops its workers to the nginx user), the four capabilities above
+  };
+  let checked = 0;
+  for (const name of Object.keys(COMBOS)) {
+    const { config, enabled } = combo(name);
+    for (const svc of enabled) {
+      const s = config.services[svc];
+      const where = `${name}: ${svc}`;
+      assert.deepEqual(s.security_opt, ['no-new-privileges:true'], `${where} security_opt`);
+      assert.deepEqual(s.cap_drop, ['ALL'], `${where} cap_drop`);
+      assert.deepEqual([...(s.cap_add || [])].sort(), CAPS[svc] || [], `${where} cap_add`);
+      assert.equal(s.read_only, true, `${where} read_only`);
+      assert.equal(s.privileged, undefined, `${where} privileged`);
+      assert.equal(s.user, USERS[svc], `${where} user`);
+      assert.ok(Number.isInteger(s.pids_limit) && s.pids_limit > 0 && s.pids_limit <= 1024, `${where} pids_limit ${s.pids_limit}`);
+      assert.match(String(s.deploy?.resources?.limits?.memory), /^\d+[mg]$/, `${where} memory limit`);
+      assert.ok(!(s.volumes || []).some((v) => /docker\.sock/.test(String(v.source || v)) && svc !== 'docker-socket-proxy'), `${where}: no Docker socket`);
+      for (const v of s.volumes || []) {
+        const str = String(v.source ? `${v.source}:${v.target}${v.read_only ? ':ro' : ''}` : v);
+        if (!/ollama-models/.test(str)) assert.match(str, /:ro$/, `${where}: bind mounts read-only (${str})`);
+      }
+      checked++;
+    }
+  }
+  assert.ok(checked >= 25, `${checked} service instances checked`);
+  const nginx = combo('server (gpu, quick tunnel)').config.services.nginx;
+  for (const dir of ['/etc/nginx/auth', '/etc/nginx/conf.d', '/var/cache/nginx', '/run']) assert.ok(nginx.tmpfs.includes(dir), `nginx tmpfs ${dir}`);
+  assert.ok(combo('server (gpu, quick tunnel)').config.services.api.tmpfs.includes('/tmp'));
 });

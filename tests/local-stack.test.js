@@ -8,8 +8,8 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { startFakeAndLocalStack, request } = require('./lib/helpers');
 
-const ADMIN = 'admin:Adm1n-pw';
-const USER = 'waldus:W4ldus-pw';
+const ADMIN = 'admin:Adm1n-pw-7Yq3kTz9';
+const USER = 'waldus:W4ldus-pw-2Lm8vRx4';
 const MODEL = 'llama3.1:8b';
 const TOKEN_DELAY_MS = 100;
 let stack;

@@ -14,7 +14,7 @@ const { ROOT, run, composeConfig, tmpDir, freePort, request, stop } = require('.
 
 const TEMPLATES = path.join(ROOT, 'nginx', 'templates');
 const AUTH_SCRIPT = path.join(ROOT, 'docker', 'nginx', '05-auth-files.sh');
-const USERS = 'admin:Adm1n-s3cret!,waldus:w4ldus:with:colons,bob:b0b pass';
+const USERS = 'admin:Adm1n-s3cret!-9fK2qLz,waldus:w4ldus:with:colons-Qx7,bob:b0b pass with spaces 4T';
 
 function nginxT(dir) {
   return run('nginx', ['-t', '-e', 'stderr', '-p', dir, '-c', path.join(dir, 'nginx.conf')]);
@@ -35,7 +35,7 @@ test('the rendered config (scripts/render-nginx.sh) passes nginx -t and holds no
   assert.equal(t.status, 0, t.stderr);
   assert.match(t.stderr, /test is successful/);
   const everything = readAll(dir);
-  for (const pw of ['Adm1n-s3cret!', 'w4ldus:with:colons', 'b0b pass']) assert.ok(!everything.includes(pw), `plaintext password ${pw} in a rendered file`);
+  for (const pw of ['Adm1n-s3cret!-9fK2qLz', 'w4ldus:with:colons-Qx7', 'b0b pass with spaces 4T']) assert.ok(!everything.includes(pw), `plaintext password ${pw} in a rendered file`);
   const conf = ['default.conf', 'ai-local-core/routes.conf'].map((f) => fs.readFileSync(path.join(dir, 'conf.d', f), 'utf8')).join('\n');
   assert.doesNotMatch(conf.replace(/#.*$/gm, ''), /\$\{/, 'every ${NGINX_*} was substituted');
   assert.match(conf, /\$remote_user|\$binary_remote_addr/, "nginx's own variables survived envsubst");
@@ -102,7 +102,7 @@ test('auth step: {SSHA} hashes (the default) with random salts, admins map, owne
   assert.match(r.stdout, /3 user\(s\), admin\(s\): admin/);
   const lines = fs.readFileSync(path.join(dir, 'htpasswd'), 'utf8').trim().split('\n');
   assert.deepEqual(lines.map((l) => l.split(':')[0]), ['admin', 'waldus', 'bob']);
-  assertSsha(lines, ['Adm1n-s3cret!', 'w4ldus:with:colons', 'b0b pass']);
+  assertSsha(lines, ['Adm1n-s3cret!-9fK2qLz', 'w4ldus:with:colons-Qx7', 'b0b pass with spaces 4T']);
   assert.equal(fs.readFileSync(path.join(dir, 'admins.map'), 'utf8'), '"admin" 1;\n');
 });
 
@@ -113,8 +113,8 @@ test('auth step: plain-Perl SHA-1 and base64 where perl has no Digest::SHA / MIM
     fs.mkdirSync(path.join(hide, path.dirname(m)), { recursive: true });
     fs.writeFileSync(path.join(hide, m), 'die "hidden for the test\\n";\n');
   }
-  const pws = ['Adm1n-s3cret!', 'x', 'a-rather-long-password-of-more-than-one-sha1-block-'.repeat(3)];
-  const r = run(AUTH_SCRIPT, [], { env: { ...process.env, PERL5LIB: hide, NGINX_AUTH_DIR: dir, AUTH_USERS: pws.map((p, i) => `u${'abc'[i]}:${p}`).join(','), ADMIN_USERS: '' } });
+  const pws = ['Adm1n-s3cret!-9fK2qLz', 'x', 'a-rather-long-password-of-more-than-one-sha1-block-'.repeat(3)];
+  const r = run(AUTH_SCRIPT, [], { env: { ...process.env, PERL5LIB: hide, NGINX_AUTH_DIR: dir, AUTH_USERS: pws.map((p, i) => `u${'abc'[i]}:${p}`).join(','), ADMIN_USERS: '', ALLOW_WEAK_PASSWORDS: '1' } });
   assert.equal(r.status, 0, r.stderr);
   assertSsha(fs.readFileSync(path.join(dir, 'htpasswd'), 'utf8').trim().split('\n'), pws);
 });
@@ -140,7 +140,7 @@ test('auth step refuses to let nginx start without users or with an admin who is
     [{ AUTH_USERS: 'a:', ADMIN_USERS: '' }, /empty password/],
     [{ AUTH_USERS: 'a:x,a:y' }, /listed twice/],
     [{ AUTH_USERS: 'bad name:x' }, /user name must match/],
-    [{ AUTH_USERS: 'a:x', ADMIN_USERS: 'root' }, /"root" is not a user/],
+    [{ AUTH_USERS: 'a:0123456789abcdefXYZ', ADMIN_USERS: 'root' }, /"root" is not a user/],
   ];
   for (const [env, msg] of cases) {
     const r = run(AUTH_SCRIPT, [], { env: { ...process.env, NGINX_AUTH_DIR: dir, ADMIN_USERS: '', ...env } });
@@ -156,7 +156,7 @@ test('{SSHA} from the plain-Perl SHA-1 (as in the nginx image) is accepted by ng
   const hide = tmpDir('nginx-ssha-hide-');
   fs.mkdirSync(path.join(hide, 'Digest'));
   fs.writeFileSync(path.join(hide, 'Digest', 'SHA.pm'), 'die "hidden for the test\\n";\n');
-  const env = { ...process.env, PERL5LIB: hide, AUTH_USERS: 'mac:M4c-pw', NGINX_PORT: String(port), NGINX_TUNNEL_PORT: String(await freePort()), NGINX_API_UPSTREAM: `127.0.0.1:${deadPort}` };
+  const env = { ...process.env, PERL5LIB: hide, AUTH_USERS: 'mac:M4c-pw-5hR8wT2nYq', NGINX_PORT: String(port), NGINX_TUNNEL_PORT: String(await freePort()), NGINX_API_UPSTREAM: `127.0.0.1:${deadPort}` };
   assert.equal(run(path.join(ROOT, 'scripts', 'render-nginx.sh'), [dir], { env }).status, 0);
   assert.match(fs.readFileSync(path.join(dir, 'auth', 'htpasswd'), 'utf8'), /^mac:\{SSHA\}/);
   const nginx = spawn('nginx', ['-e', 'stderr', '-p', dir, '-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'ignore' });
@@ -168,7 +168,7 @@ test('{SSHA} from the plain-Perl SHA-1 (as in the nginx image) is accepted by ng
     }
     assert.equal((await request(`${base}/v1/models`, { user: 'mac:wrong' })).status, 401);
     // the password is right: nginx lets it through to the (absent) api
-    assert.equal((await request(`${base}/v1/models`, { user: 'mac:M4c-pw' })).status, 502);
+    assert.equal((await request(`${base}/v1/models`, { user: 'mac:M4c-pw-5hR8wT2nYq' })).status, 502);
   } finally {
     await stop(nginx);
   }
@@ -186,4 +186,27 @@ test('16-engine-resolver.envsh leaves nginx only the engine DNS (podman lists th
   assert.equal(source('127.0.0.11'), '[127.0.0.11]', "Docker's embedded DNS");
   assert.equal(source('[fd00::1] 10.0.0.1'), '[[fd00::1]]');
   assert.equal(source(undefined), '[unset]', 'NGINX_ENTRYPOINT_LOCAL_RESOLVERS off: left alone');
+});
+
+test('auth step: a password under 16 characters stops nginx naming the user, never the password, unless ALLOW_WEAK_PASSWORDS=1', () => {
+  const dir = tmpDir('nginx-auth-weak-');
+  const strong = 'Str0ng-and-long-9qZ';
+  const users = `admin:${strong},bob:fifteen-chars-x,eve:\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9`;
+  const r = run(AUTH_SCRIPT, [], { env: { ...process.env, NGINX_AUTH_DIR: dir, AUTH_USERS: users, ADMIN_USERS: 'admin' } });
+  assert.equal(r.status, 1, r.stdout);
+  assert.match(r.stderr, /user\(s\) "bob" is shorter than 16 characters/);
+  assert.match(r.stderr, /ALLOW_WEAK_PASSWORDS=1/);
+  assert.ok(!r.stderr.includes('eve'), '16 characters (32 bytes of UTF-8) are enough: counted in characters');
+  for (const secret of ['fifteen-chars-x', strong]) assert.ok(!(r.stderr + r.stdout).includes(secret), 'no password in the message');
+  assert.ok(!fs.existsSync(path.join(dir, 'htpasswd')), 'no htpasswd written: nginx cannot start');
+  for (const yes of ['1', 'true']) {
+    const ok = run(AUTH_SCRIPT, [], { env: { ...process.env, NGINX_AUTH_DIR: dir, AUTH_USERS: users, ADMIN_USERS: 'admin', ALLOW_WEAK_PASSWORDS: yes } });
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.match(ok.stderr, /WARNING: password shorter than 16 characters for user\(s\) "bob"/);
+    assert.ok(!ok.stderr.includes('fifteen-chars-x'));
+  }
+  const no = run(AUTH_SCRIPT, [], { env: { ...process.env, NGINX_AUTH_DIR: dir, AUTH_USERS: users, ALLOW_WEAK_PASSWORDS: '0' } });
+  assert.equal(no.status, 1);
+  // compose passes the opt-in to the nginx container, default off
+  assert.equal(composeConfig('server').services.nginx.environment.ALLOW_WEAK_PASSWORDS, '0');
 });

@@ -18,7 +18,8 @@
 # MIME::Base64: SHA-1 and base64 are done in plain Perl there (64-bit perl), with the modules where
 # they exist. sha512 uses perl's crypt(), the libcrypt nginx verifies with; where crypt() has no
 # SHA-512 (macOS) it falls back to {SSHA}. Refuses to run (and so nginx to start) without at least
-# one user: the GPU is never served without authentication.
+# one user: the GPU is never served without authentication, nor with a password shorter than 16
+# characters unless ALLOW_WEAK_PASSWORDS=1.
 set -eu
 
 if ! command -v perl >/dev/null 2>&1; then
@@ -45,6 +46,21 @@ for my $entry (split /,/, ($ENV{AUTH_USERS} // "")) {
   push @users, [$name, $pw];
 }
 fail("AUTH_USERS is empty: refusing to serve the API without authentication (run `make init`)") unless @users;
+
+# Weak passwords: this door is on the internet (the tunnel). Under 16 characters stops nginx, naming
+# the user (never the password), unless ALLOW_WEAK_PASSWORDS=1. `make init` makes 24 random ones.
+my $min = 16;
+my @weak = map { $_->[0] } grep { my $c = $_->[1]; utf8::decode($c); length($c) < $min } @users;
+if (@weak) {
+  my $who = join(", ", map { "\"$_\"" } @weak);
+  if (($ENV{ALLOW_WEAK_PASSWORDS} // "") =~ /^(1|true|yes)$/i) {
+    print STDERR "$me: WARNING: password shorter than $min characters for user(s) $who (allowed by ALLOW_WEAK_PASSWORDS)\n";
+  } else {
+    fail("AUTH_USERS: the password of user(s) $who is shorter than $min characters: refusing to start, this door " .
+         "faces the internet. Use long random passwords (`make init` generates 24 characters), or set " .
+         "ALLOW_WEAK_PASSWORDS=1 to accept the risk.");
+  }
+}
 
 my @admins;
 for my $a (split /,/, ($ENV{ADMIN_USERS} // "")) {

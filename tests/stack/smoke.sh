@@ -61,6 +61,9 @@ tmp=$(mktemp -d /tmp/alc-stack.XXXXXX)
 copy=$tmp/repo
 cd "$tmp"   # from here on nothing depends on the caller's directory (a clone may be replaced meanwhile)
 P=alc-stack-$$-$(printf '%s' "${tmp##*.}" | tr 'A-Z' 'a-z')   # the run's compose project (container/network/volume prefix)
+# the api image under the run's own tag: the engine is shared, and another run building
+# ai-local-core/api:local from another tree must not swap the image under this run's api
+export API_IMAGE=localhost/$P-api:smoke
 export PODMAN_STACK_SOCK=$tmp/podman.sock  # our own API service: stopped at the end, nobody else's touched
 export PODMAN_STACK_STATE=$tmp/podman-stack.d
 MODE=server
@@ -121,6 +124,7 @@ cleanup() {
     local left
     left=$(podman ps -aq --filter "label=com.docker.compose.project=$P" 2>/dev/null)
     [ -z "$left" ] || { echo "    removing leftover containers: $left"; podman rm -f $left >/dev/null 2>&1; }
+    podman rmi -f "$API_IMAGE" >/dev/null 2>&1 || true
     left=$(podman volume ls -q --filter "label=com.docker.compose.project=$P" 2>/dev/null)
     [ -z "$left" ] || { echo "    removing leftover volumes: $left"; podman volume rm -f $left >/dev/null 2>&1; }
     left=$(podman network ls -q --filter "label=com.docker.compose.project=$P" 2>/dev/null)
@@ -258,7 +262,7 @@ echo "    times from the start of make up (engine StartedAt/FinishedAt; healthy 
 ok "all services healthy $ALL1 s after make up started"
 expect_state ollama "running healthy 0"
 expect_state model-puller "exited - 0"
-expect_state docker-socket-proxy "running - 0"
+expect_state docker-socket-proxy "running healthy 0"
 expect_state api "running healthy 0"
 expect_state nginx "running healthy 0"
 expect_state cloudflared "running healthy 0"
@@ -358,6 +362,99 @@ for _ in $(seq 30); do req GET "/ready?force=true" "$WALDUS"; [ "$CODE" = 200 ] 
 expect_code 200 "/ready after the restart"
 [ "$("${ENGINE[@]}" get "$P" api startedAt)" = "$api_started" ] || fail "the api was restarted too"
 step_done
+
+# ===================================================================== BEGIN security (issue 12) ===
+# 4s: the Docker API from inside the api container (what a flaw in the api would get): through its
+# DOCKER_HOST (the socket proxy) a create with / bound, an exec into ollama, an image pull, a restart
+# of nginx, a delete: 403 / 405 each, and nothing changed on the engine. Step 4 above already showed
+# that the one allowed verb (restart of this project's ollama, by name) works end to end.
+step "4s security: the api container's Docker access is one verb"
+sock_get() { curl -s -m 10 --unix-socket "$PODMAN_STACK_SOCK" "http://d$1"; }
+# the engine is shared (other runs may create containers and images meanwhile): look only for what
+# the attempts would have made - a container outside any compose project created since T0, or alpine
+new_loose_containers() { # containers without a compose project created at or after $1 (epoch s)
+  sock_get '/containers/json?all=true' | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{
+    const t0=Number(process.argv[1]); const l=JSON.parse(s).filter(c=>c.Created>=t0&&!(c.Labels||{})["com.docker.compose.project"]);
+    console.log(l.map(c=>(c.Names||[]).join(",")+"("+c.Image+")").join(" "))})' "$1"; }
+image_code() { curl -s -m 10 -o /dev/null -w '%{http_code}' --unix-socket "$PODMAN_STACK_SOCK" "http://d/images/$1/json"; }
+ollama_name=$("${ENGINE[@]}" get "$P" ollama name); nginx_name=$("${ENGINE[@]}" get "$P" nginx name)
+ollama_id=$("${ENGINE[@]}" get "$P" ollama id)
+execs_before=$(sock_get "/containers/$ollama_id/json" | "${ENGINE[@]}" json ExecIDs 2>/dev/null || echo null)
+t0_attacks=$(date +%s); alpine_before=$(image_code docker.io/library/alpine:latest)
+nginx_started=$("${ENGINE[@]}" get "$P" nginx startedAt); ollama_started=$("${ENGINE[@]}" get "$P" ollama startedAt)
+# runs inside the api container (node, DOCKER_HOST from the compose file); one line per attempt
+attack_js='
+const http = require("http");
+const u = new URL(process.env.DOCKER_HOST.replace(/^tcp:/, "http:"));
+const O = process.env.OLLAMA_NAME, N = process.env.NGINX_NAME;
+const tries = [
+  ["create-with-root-bind", "POST", "/v1.41/containers/create?name=pwn", { Image: "docker.io/library/nginx:1.28.0", Cmd: ["sh"], HostConfig: { Binds: ["/:/host"], Privileged: true } }],
+  ["create-unversioned", "POST", "/containers/create", { Image: "docker.io/library/nginx:1.28.0" }],
+  ["exec-into-ollama", "POST", "/v1.41/containers/" + O + "/exec", { Cmd: ["id"], AttachStdout: true }],
+  ["image-pull", "POST", "/v1.41/images/create?fromImage=docker.io/library/alpine&tag=latest", null],
+  ["restart-nginx", "POST", "/v1.41/containers/" + N + "/restart", null],
+  ["stop-ollama", "POST", "/containers/" + O + "/stop", null],
+  ["escape-restart", "POST", "/containers/" + O + "%2F..%2F" + N + "/restart", null],
+  ["inspect-nginx", "GET", "/containers/" + N + "/json", null],
+  ["list-images", "GET", "/images/json", null],
+  ["delete-ollama", "DELETE", "/containers/" + O + "?force=true", null],
+  ["list-containers", "GET", "/containers/json?all=true&filters=" + encodeURIComponent(JSON.stringify({ label: ["com.docker.compose.service=ollama", "com.docker.compose.project=" + process.env.P] })), null],
+  ["inspect-ollama", "GET", "/containers/" + O + "/json", null],
+];
+(async () => {
+  for (const [name, method, path, body] of tries) {
+    const status = await new Promise((resolve) => {
+      const data = body ? JSON.stringify(body) : "";
+      const req = http.request({ host: u.hostname, port: u.port, method, path, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(data) }, timeout: 30000 },
+        (res) => { res.resume(); res.on("end", () => resolve(res.statusCode)); });
+      req.on("timeout", () => req.destroy(new Error("timeout")));
+      req.on("error", (e) => resolve("error:" + (e.code || e.message)));
+      req.end(data);
+    });
+    console.log(name + " " + method + " " + status);
+  }
+})();
+'
+attacks=$(printf '%s' "$attack_js" | compose exec -T -e OLLAMA_NAME="$ollama_name" -e NGINX_NAME="$nginx_name" -e P="$P" api node - 2>&1) \
+  || fail "could not run the attempts inside the api container: $attacks"
+printf '%s\n' "$attacks" | indent
+want="create-with-root-bind POST 403
+create-unversioned POST 403
+exec-into-ollama POST 403
+image-pull POST 403
+restart-nginx POST 403
+stop-ollama POST 403
+escape-restart POST 403
+inspect-nginx GET 403
+list-images GET 403
+delete-ollama DELETE 405
+list-containers GET 200
+inspect-ollama GET 200"
+[ "$attacks" = "$want" ] || fail "the socket proxy's answers differ from the allowlist (want:
+$want)"
+ok "create / exec / pull / restart of nginx / stop / escape / other reads: 403; DELETE: 405; list + inspect of ollama: 200"
+loose=$(new_loose_containers "$t0_attacks")
+[ -z "$loose" ] || fail "a container was created: $loose"
+[ "$(curl -s -m 10 -o /dev/null -w '%{http_code}' --unix-socket "$PODMAN_STACK_SOCK" http://d/containers/pwn/json)" = 404 ] || fail "a container 'pwn' exists"
+[ "$(image_code docker.io/library/alpine:latest)" = "$alpine_before" ] || fail "the alpine image appeared (pull)"
+[ "$(sock_get "/containers/$ollama_id/json" | "${ENGINE[@]}" json ExecIDs 2>/dev/null || echo null)" = "$execs_before" ] || fail "an exec was created in ollama"
+[ "$("${ENGINE[@]}" get "$P" nginx startedAt)" = "$nginx_started" ] || fail "nginx was restarted"
+[ "$("${ENGINE[@]}" get "$P" ollama startedAt)" = "$ollama_started" ] || fail "ollama was stopped or restarted"
+[ "$("${ENGINE[@]}" get "$P" ollama status)" = running ] || fail "ollama is not running"
+ok "nothing changed: no new container, no alpine image (HTTP $alpine_before before and after), no exec in ollama, nginx and ollama not restarted"
+blocked=$(compose logs --no-color docker-socket-proxy 2>&1 | grep -c 'blocked request' || true)
+[ "$blocked" -ge 9 ] || fail "the socket proxy logged $blocked blocked requests, expected at least 9"
+ok "socket proxy logged $blocked blocked requests"
+# the api container itself: non-root, no capabilities, read-only root, no new privileges
+api_self=$(compose exec -T api sh -c 'id -u; grep -E "^(CapEff|NoNewPrivs):" /proc/self/status | tr -s "\t" " "; touch /app/dist/x 2>&1 || true' 2>&1)
+printf '%s\n' "$api_self" | indent
+printf '%s\n' "$api_self" | grep -qx 1000 || fail "the api does not run as uid 1000"
+printf '%s\n' "$api_self" | grep -qx 'CapEff: 0000000000000000' || fail "the api has effective capabilities"
+printf '%s\n' "$api_self" | grep -qx 'NoNewPrivs: 1' || fail "no-new-privileges is not set on the api"
+printf '%s\n' "$api_self" | grep -q 'Read-only file system' || fail "the api's root filesystem is writable"
+ok "api: uid 1000, no capabilities, no new privileges, read-only root"
+step_done
+# ======================================================================= END security (issue 12) ===
 
 # ------------------------------------------------------------------------------------------ step 5
 step "5  ollama stopped and started again"

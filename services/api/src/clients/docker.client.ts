@@ -178,9 +178,16 @@ export function createDockerClient(opts: DockerClientOptions): DockerClient {
     }
   }
 
+  // The socket proxy allows inspect/restart of the ollama container by NAME only (a rule can match a
+  // name, not an id): every call after the listing uses the name seen for that id.
+  const names = new Map<string, string>();
+  const ref = (id: string) => names.get(id) ?? id;
+
   async function inspect(id: string, what = `container '${id}'`): Promise<ContainerDetails> {
-    const info = await call(what, requestTimeoutMs, (abortSignal) => docker.getContainer(id).inspect({ abortSignal }));
-    return toDetails(info);
+    const info = await call(what, requestTimeoutMs, (abortSignal) => docker.getContainer(ref(id)).inspect({ abortSignal }));
+    const details = toDetails(info);
+    if (details.name) names.set(details.id, details.name);
+    return details;
   }
 
   return {
@@ -206,14 +213,14 @@ export function createDockerClient(opts: DockerClientOptions): DockerClient {
           hint: 'Set COMPOSE_PROJECT_NAME (or OLLAMA_CONTAINER) so the API knows which one is its Ollama.',
         });
       }
-      return inspect(candidates[0].Id, what);
+      return inspect(candidates[0].Names?.[0]?.replace(/^\//, '') || candidates[0].Id, what);
     },
 
     inspect: (id) => inspect(id),
 
     async restart(id, { stopTimeoutS }) {
       const t = Math.max(0, Math.round(stopTimeoutS));
-      await call(`container '${id}'`, t * 1000 + startAllowanceMs, (abortSignal) => docker.getContainer(id).restart({ t, abortSignal }));
+      await call(`container '${id}'`, t * 1000 + startAllowanceMs, (abortSignal) => docker.getContainer(ref(id)).restart({ t, abortSignal }));
     },
 
     async exec(id, cmd, o = {}): Promise<ExecResult> {
