@@ -7,6 +7,7 @@ MODEL ?=
 EXEC_T = $$([ -t 0 ] || echo -T)
 
 .PHONY: help init up dev dev-cpu down logs ps pull models tunnel-url local test test-api test-infra test-stack bench
+.PHONY: doctor backup restore upgrade
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,6 +45,11 @@ models: ## models present in ollama
 tunnel-url: ## public URL of the Cloudflare quick tunnel
 	@scripts/tunnel-url.sh
 
+# ---- operations (issue 14): docs/operations.md
+doctor: ## is this machine ready? one line per check (ok / warn / FAIL + the fix); exit 1 on FAIL
+	@scripts/doctor.sh $(MODE)
+
+# ---- end operations
 local: ## the stack without containers (system nginx + API), see scripts/local-stack.sh
 	@scripts/local-stack.sh
 

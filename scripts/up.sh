@@ -12,6 +12,13 @@ if [ ! -f .env ]; then
 fi
 env_get() { sed -n "s/^[[:space:]]*$1[[:space:]]*=//p" .env | tail -n 1; }
 
+# ---- doctor (issue 14): the quick checks first, so a missing engine is one clear line, not a traceback
+if ! scripts/doctor.sh --quick "$mode"; then
+  echo "up: stopped before compose - fix the FAIL line(s) above (\`make doctor\` runs every check)" >&2
+  exit 1
+fi
+# ---- end doctor
+
 if [ "$mode" = dev ]; then
   # the Mac's native Ollama.app (Metal) serves the models; pull the small ones with its own CLI
   if ! curl -fsS -m 3 -o /dev/null http://127.0.0.1:11434/api/version; then
