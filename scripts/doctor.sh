@@ -66,7 +66,7 @@ if have docker; then
   if engine_ver=$(with_timeout docker version --format '{{.Server.Version}}' 2>"${TMPDIR:-/tmp}/doctor.$$.err") && [ -n "$engine_ver" ]; then
     engine=1
   else
-    engine_err=$(tr '\n' ' ' <"${TMPDIR:-/tmp}/doctor.$$.err" | sed 's/ *$//' | cut -c1-200)
+    engine_err=$(tr '\n' ' ' <"${TMPDIR:-/tmp}/doctor.$$.err" | sed 's/ *$//' | cut -c1-300)
   fi
   rm -f "${TMPDIR:-/tmp}/doctor.$$.err"
 elif have curl; then
@@ -113,6 +113,14 @@ elif [ "$os" != Darwin ]; then
 fi
 
 dk() { have docker && with_timeout docker "$@"; }   # engine calls, bounded
+api_get() { # GET on the engine API with curl, for a machine with an engine but no docker CLI
+  have docker && return 1
+  case $endpoint in
+    unix://*) curl -fsS -m "$tmo" --unix-socket "${endpoint#unix://}" "http://d$1" 2>/dev/null ;;
+    tcp://*) curl -fsS -m "$tmo" "http://${endpoint#tcp://}$1" 2>/dev/null ;;
+    *) return 1 ;;
+  esac
+}
 # the containers of this stack (running), by compose labels
 stack_cid() { [ "$engine" = 1 ] && dk ps -q --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=$1" 2>/dev/null | head -n 1; }
 stack_running=0
@@ -181,8 +189,11 @@ elif (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 fi
 if [ -z "$listening" ]; then
   ok port "HTTP_PORT $port is free"
-elif [ "$engine" = 1 ] && dk ps --filter "label=com.docker.compose.project=$project" --format '{{.Ports}}' 2>/dev/null | grep -q ":$port->"; then
+elif [ "$engine" = 1 ] && { dk ps --filter "label=com.docker.compose.project=$project" --format '{{.Ports}}' 2>/dev/null | grep -q ":$port->" ||
+     api_get "/containers/json?filters=%7B%22label%22%3A%5B%22com.docker.compose.project%3D$project%22%5D%7D" | grep -q "\"PublicPort\": *$port[,}]"; }; then
   ok port "HTTP_PORT $port is held by this stack (project $project)"
+elif [ "$engine" != 1 ]; then
+  warn port "HTTP_PORT $port is in use; by this stack? cannot tell without the engine" "fix the engine line above, then make doctor"
 else
   who=$(printf '%s\n' "$listening" | head -n 1 | tr -s ' ' | cut -c1-120)
   fail port "HTTP_PORT $port is taken by another program ($who)" "set HTTP_PORT to a free port in .env, or stop that program (\`sudo ss -tlnp 'sport = :$port'\` names it)"
