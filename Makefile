@@ -49,6 +49,15 @@ tunnel-url: ## public URL of the Cloudflare quick tunnel
 doctor: ## is this machine ready? one line per check (ok / warn / FAIL + the fix); exit 1 on FAIL
 	@scripts/doctor.sh $(MODE)
 
+backup: ## one archive (mode 600) of .env, the model list with digests, monitoring config, silences -> BACKUP_DIR
+	@scripts/backup.sh
+
+restore: ## put a backup back: make restore FILE=backups/ai-local-core-....tar.gz (then make up)
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=backups/ai-local-core-YYYYmmdd-HHMMSS.tar.gz"; exit 2; }
+	@scripts/restore.sh "$(FILE)"
+
+upgrade: ## to the versions pinned in this checkout: pull first, recreate what changed, roll back if unhealthy
+	@scripts/upgrade.sh
 # ---- end operations
 local: ## the stack without containers (system nginx + API), see scripts/local-stack.sh
 	@scripts/local-stack.sh
