@@ -77,3 +77,4 @@ test-infra: ## compose files, nginx config, and the local stack through real ngi
 
 test-stack: ## the whole compose stack up for real on ../shared/tools/podman-stack (root; see tests/stack/smoke.sh)
 	tests/stack/smoke.sh
+	tests/stack/backup-live.sh

@@ -62,7 +62,8 @@ if [ -d "$stage/monitoring" ]; then
       changed="$changed $f"
     fi
   done < <(cd "$stage/monitoring" && find . -type f -print0)
-  say "compose/monitoring/: ${changed:+written back:$changed}${changed:-already the same}"
+  if [ -n "$changed" ]; then say "compose/monitoring/ written back:$changed (\`git diff\` shows them)"
+  else say "compose/monitoring/: already the same"; fi
 fi
 
 # ---- silences ---------------------------------------------------------------------------------------------
