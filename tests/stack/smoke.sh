@@ -408,6 +408,52 @@ ok "make up: first $UP1 s (all healthy $ALL1 s), second $UP2 s (all healthy $ALL
 make_in_copy "$tmp/down-2.log" down || fail "make down failed"
 step_done
 
+# ---- issue 14: tailscale + make doctor (ops) ------------------------------------------------------
+step "8  TUNNEL=tailscale: https on the tailnet name -> nginx -> api; make doctor on the running stack"
+TS_HOST=ai-box-$$
+sed -i -e "s/^TUNNEL=.*/TUNNEL=tailscale/" -e "s/^TS_AUTHKEY=.*/TS_AUTHKEY=tskey-auth-smoke$$-k3Yq9/" -e "s/^TS_HOSTNAME=.*/TS_HOSTNAME=$TS_HOST/" "$copy/.env"
+[ "$(envv TUNNEL)" = tailscale ] && [ "$(envv TS_HOSTNAME)" = "$TS_HOST" ] || fail ".env has no TUNNEL/TS_HOSTNAME line to set (.env.example changed?)"
+read -r -a TS_ARGS <<<"$(cargs server | tr '\n' ' ')"
+printf '%s\n' "${TS_ARGS[@]}" | grep -qx compose/tailscale.yml || fail "TUNNEL=tailscale: no compose/tailscale.yml in ${TS_ARGS[*]}"
+printf '%s\n' "${TS_ARGS[@]}" | grep -qx -- --profile && fail "TUNNEL=tailscale still enables the cloudflared profile"
+(cd "$copy" && "$PS" tag "${TS_ARGS[@]}") 2>&1 | indent
+make_in_copy "$tmp/up-ts.log" up || fail "make up with TUNNEL=tailscale exited non-zero"
+wait_all_fine "make up (tailscale)"
+expect_state tailscale "running healthy 0"
+[ -z "$("${ENGINE[@]}" states "$P" | awk '$1 == "cloudflared"')" ] || fail "cloudflared runs with TUNNEL=tailscale"
+ts_json=$(compose exec -T tailscale tailscale status --json 2>&1)
+printf '%s' "$ts_json" | grep -q '"BackendState": *"Running"' || fail "tailscale not Running: ${ts_json:0:300}"
+TS_NAME=$(printf '%s' "$ts_json" | tr -d '\n' | sed -n 's/.*"Self": *{[^}]*"DNSName": *"\([^"]*\)\.".*/\1/p')
+[ "$TS_NAME" = "$TS_HOST.example-tailnet.ts.net" ] || fail "tailnet name '$TS_NAME'"
+ok "tailscale Running as $TS_NAME; serve: $(compose exec -T tailscale tailscale serve status 2>&1 | tr -s ' \n' ' ' | cut -c1-120)"
+# a tailnet client: the stand-in serves the HTTPS port of the serve config as plain HTTP on :443 of the
+# container (no tailnet, no TLS here); ask it from nginx's container on the shared edge network
+ts_req() { # ts_req PATH [USER:PW] -> "code body"
+  local a=(-s -m 20 -o /tmp/ts-body -w '%{http_code}' -H "Host: $TS_NAME")
+  [ -z "${2:-}" ] || a+=(-u "$2")
+  compose exec -T nginx sh -c 'curl "$@"; echo; cat /tmp/ts-body' _ "${a[@]}" "http://tailscale:443$1" 2>&1
+}
+out=$(ts_req /v1/models); [ "$(printf '%s' "$out" | head -n 1)" = 401 ] || fail "https://$TS_NAME/v1/models without auth: $out"
+ok "https://$TS_NAME/v1/models without credentials: 401"
+out=$(ts_req /v1/models "$WALDUS"); [ "$(printf '%s' "$out" | head -n 1)" = 200 ] || fail "https://$TS_NAME/v1/models as waldus: $out"
+for m in $MODELS_LIST; do printf '%s' "$out" | grep -q "\"$m" || fail "tailnet /v1/models lacks $m"; done
+ok "https://$TS_NAME/v1/models as waldus: 200, lists $MODELS_LIST (tailscale -> nginx:80 -> api)"
+out=$(ts_req /ready "$WALDUS"); [ "$(printf '%s' "$out" | head -n 1)" = 200 ] || fail "tailnet /ready: $out"
+ok "https://$TS_NAME/ready: 200"
+make_in_copy "$tmp/doctor.log" doctor >/dev/null || true
+indent <"$tmp/doctor.log"
+grep -qE "^ok    tunnel    tailscale healthy, Running, https://$TS_NAME\$" "$tmp/doctor.log" || fail "make doctor: no ok tunnel line for tailscale"
+grep -qE "^ok    port      HTTP_PORT $HTTP_PORT is held by this stack" "$tmp/doctor.log" || fail "make doctor: port not recognised as the stack's"
+grep -qE "^ok    engine " "$tmp/doctor.log" || fail "make doctor: engine through DOCKER_HOST not ok"
+grep -qE "^ok    models    all present" "$tmp/doctor.log" || fail "make doctor: models not all present"
+ok "make doctor: engine, port held by the stack, tailscale Running, models present"
+make_in_copy "$tmp/down-ts.log" down || fail "make down (tailscale) failed"
+"${ENGINE[@]}" exists volume "${P}_tailscale-state" || fail "make down removed the tailscale state volume"
+ok "make down keeps ${P}_tailscale-state (the node's login)"
+sed -i -e "s/^TUNNEL=.*/TUNNEL=1/" "$copy/.env"
+step_done
+# ---- end issue 14 block ------------------------------------------------------------------------------
+
 # ------------------------------------------------------------------------------------------ step 2
 step "2  a model that cannot be pulled gates the api"
 BAD=fail-model:latest          # podman-stack's ollama stand-in fails every pull matching ^fail
