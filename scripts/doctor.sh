@@ -242,7 +242,7 @@ if [ "$mode" = server ] && [ "$gpu" != 0 ] && [ "$os" != Darwin ]; then
   if [ "$engine" = 1 ]; then
     img=$(sed -n 's/^[[:space:]]*image:[[:space:]]*\(ollama\/ollama:[^[:space:]]*\).*/\1/p' docker-compose.yml | head -n 1)
     if [ -n "$(dk images -q "$img" 2>/dev/null)" ]; then
-      if gl=$(with_timeout docker run --rm --gpus all --entrypoint nvidia-smi "$img" -L 2>&1) && printf '%s' "$gl" | grep -q '^GPU '; then
+      if gl=$(tmo=90 with_timeout docker run --rm --gpus all --entrypoint nvidia-smi "$img" -L 2>&1) && printf '%s' "$gl" | grep -q '^GPU '; then
         ok gpu "visible inside a container: $(printf '%s' "$gl" | grep '^GPU ' | head -n 1 | cut -c1-80)"
       else
         fail gpu "no GPU inside a container ($(printf '%s' "$gl" | tail -n 1 | cut -c1-120))" "sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker (README: Troubleshooting, \"GPU not used\")"
