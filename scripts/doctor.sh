@@ -14,7 +14,8 @@
 #            a setup that works today is never stopped.
 #   MODE     default: dev on macOS, else the mode of the last `make up` (.stack-mode), else server.
 # Env: like scripts/compose.sh (environment first, then .env; STACK_ENV_FILE, COMPOSE_BIN, DOCKER_HOST).
-#      DOCTOR_TIMEOUT  seconds each engine call may take (default 10).
+#      DOCTOR_TIMEOUT  seconds each engine call may take (default 20; `docker version` gets a second try
+#                      with 3x that before the engine counts as not answering).
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,7 +52,7 @@ fail() { fails=$((fails + 1)); line FAIL "$@"; }
 # in --quick mode an advisory check only warns
 advise() { if [ "$quick" = 1 ]; then warn "$@"; else fail "$@"; fi; }
 
-tmo=${DOCTOR_TIMEOUT:-10}
+tmo=${DOCTOR_TIMEOUT:-20}
 with_timeout() { if command -v timeout >/dev/null 2>&1; then timeout "$tmo" "$@"; else "$@"; fi; }
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -63,11 +64,15 @@ gpu=$(env_get GPU); tunnel=$(env_get TUNNEL)
 engine=0 engine_err="" engine_ver=""
 endpoint=${DOCKER_HOST:-unix:///var/run/docker.sock}
 if have docker; then
-  if engine_ver=$(with_timeout docker version --format '{{.Server.Version}}' 2>"${TMPDIR:-/tmp}/doctor.$$.err") && [ -n "$engine_ver" ]; then
-    engine=1
-  else
+  # a busy engine can be slow to answer: one more try with 3x the time before calling it dead
+  for t in "$tmo" $((tmo * 3)); do
+    rc=0
+    engine_ver=$(tmo=$t with_timeout docker version --format '{{.Server.Version}}' 2>"${TMPDIR:-/tmp}/doctor.$$.err") || rc=$?
+    if [ "$rc" = 0 ] && [ -n "$engine_ver" ]; then engine=1; break; fi
     engine_err=$(tr '\n' ' ' <"${TMPDIR:-/tmp}/doctor.$$.err" | sed 's/ *$//' | cut -c1-300)
-  fi
+    [ "$rc" = 124 ] || [ "$rc" = 137 ] || break
+    engine_err="no answer within $t s"
+  done
   rm -f "${TMPDIR:-/tmp}/doctor.$$.err"
 elif have curl; then
   # no docker CLI (compose alone can still work): ask the engine's /version (DOCKER_HOST: podman's Docker API)

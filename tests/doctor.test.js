@@ -372,3 +372,14 @@ test('every FAIL the doctor can print is exercised by a test in this file', () =
   assert.ok(checks.size >= 10, [...checks].join(' '));
   for (const c of checks) assert.ok(me.includes(`'${c}', /`) || me.includes(`FAIL  ${c}`), `no test for FAIL ${c}`);
 });
+
+test('a slow engine gets a second, longer try; one that never answers FAILs with the time waited', () => {
+  const dir = scratch();
+  // first `docker version` hangs past DOCTOR_TIMEOUT (1 s), the second answers
+  const slow = `[ -f "${dir}/tried" ] || { touch "${dir}/tried"; sleep 5; }; echo 27.5.1`;
+  const r = doctor(dir, { args: ['--quick'], env: { DOCTOR_TIMEOUT: '1' }, stub: { dockerOpts: { version: slow } } });
+  assert.equal(r.status, 0, r.out);
+  assert.match(r.find('ok', 'engine')[0], /engine 27\.5\.1 answers/);
+  const hung = doctor(scratch(), { args: ['--quick'], env: { DOCTOR_TIMEOUT: '1' }, stub: { dockerOpts: { version: 'sleep 10' } } });
+  expectOnlyFail(hung, 'engine', /the Docker engine does not answer \(no answer within 3 s\)/, /systemctl enable --now docker/);
+});
