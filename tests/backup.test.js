@@ -138,7 +138,11 @@ test('restore with alertmanager down says how to re-create the silences; bad arc
 test('backup without a running stack: MODELS from .env; BACKUP_DIR and BACKUP_KEEP honoured', () => {
   const a = clone(ENV('BACKUP_KEEP=3\n'));
   const out = path.join(tmpDir('backup-out-'), 'nested');
-  const PATH = `${path.join(a, 'none')}:${process.env.PATH.split(':').filter((p) => !fs.existsSync(path.join(p, 'docker'))).join(':')}`;
+  // an engine that does not answer (the stack is down)
+  const bin = path.join(a, 'stand-ins');
+  fs.mkdirSync(bin);
+  fs.writeFileSync(path.join(bin, 'docker'), '#!/bin/sh\necho "Cannot connect to the Docker daemon at unix:///var/run/docker.sock." >&2\nexit 1\n', { mode: 0o755 });
+  const PATH = `${bin}:${process.env.PATH}`;
   for (let i = 0; i < 5; i++) {
     const r = makeRun(a, ['backup'], { PATH, BACKUP_DIR: out });
     assert.equal(r.status, 0, r.stdout + r.stderr);
