@@ -6,7 +6,8 @@ MODEL ?=
 # `docker compose exec` wants a terminal unless told -T (make run from scripts, CI, cron)
 EXEC_T = $$([ -t 0 ] || echo -T)
 
-.PHONY: help init up dev dev-cpu down logs ps pull models tunnel-url local test test-api test-infra test-stack test-monitoring bench
+.PHONY: help init up dev dev-cpu down logs ps pull models tunnel-url local test test-api test-infra test-security test-stack test-monitoring bench
+.PHONY: doctor backup restore upgrade
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,6 +45,20 @@ models: ## models present in ollama
 tunnel-url: ## public URL of the Cloudflare quick tunnel
 	@scripts/tunnel-url.sh
 
+# ---- operations (issue 14): docs/operations.md
+doctor: ## is this machine ready? one line per check (ok / warn / FAIL + the fix); exit 1 on FAIL
+	@scripts/doctor.sh $(MODE)
+
+backup: ## one archive (mode 600) of .env, the model list with digests, monitoring config, silences -> BACKUP_DIR
+	@scripts/backup.sh
+
+restore: ## put a backup back: make restore FILE=backups/ai-local-core-....tar.gz (then make up)
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=backups/ai-local-core-YYYYmmdd-HHMMSS.tar.gz"; exit 2; }
+	@scripts/restore.sh "$(FILE)"
+
+upgrade: ## to the versions pinned in this checkout: pull first, recreate what changed, roll back if unhealthy
+	@scripts/upgrade.sh
+# ---- end operations
 local: ## the stack without containers (system nginx + API), see scripts/local-stack.sh
 	@scripts/local-stack.sh
 
@@ -65,6 +80,11 @@ test-infra: ## defaults, compose files, nginx config, the local stack through re
 
 test-stack: ## the whole compose stack up for real on podman (root + the podman-stack tool; see tests/stack/smoke.sh)
 	tests/stack/smoke.sh
+	tests/stack/backup-live.sh
+
+test-security: ## the security suite alone (tests/security, also part of test-infra): attacks through nginx and at the API
+	cd services/api && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
+	node --test tests/security/ tests/setup-ubuntu.test.js
 
 test-monitoring: ## Prometheus + Alertmanager live on podman-stack: targets up, ollama down -> alert at a webhook, resolved (tests/stack/monitoring.sh)
 	tests/stack/monitoring.sh

@@ -5,10 +5,11 @@
 #   MODE: server   docker-compose.yml [+ docker-compose.gpu.yml unless GPU=0]
 #                  [+ compose/monitoring.yml unless MONITORING=0 [+ compose/monitoring-ui.yml if PROMETHEUS_UI_PORT]]
 #                  [+ --profile tunnel unless TUNNEL=0 [+ compose/tunnel-named.yml if TUNNEL_TOKEN]]
+#                  [TUNNEL=tailscale: + compose/tailscale.yml instead of the tunnel profile]
 #         dev-cpu  docker-compose.yml + compose/dev-cpu.yml       (ollama container on CPU)
 #         dev      compose/dev.yml                                (Mac: native Ollama.app)
 #         last     the MODE of the last `up` (file .stack-mode), else server - for down/logs/ps
-#   GPU, TUNNEL, TUNNEL_TOKEN, MONITORING, PROMETHEUS_UI_PORT, AUTH_USERS, COMPOSE_PROJECT_NAME: environment first, then .env.
+#   GPU, TUNNEL (0, 1, tailscale), TUNNEL_TOKEN, MONITORING, PROMETHEUS_UI_PORT, AUTH_USERS, COMPOSE_PROJECT_NAME: environment first, then .env.
 #   STACK_ENV_FILE: read this instead of .env (tests use an empty file, so a local .env cannot leak in).
 #   COMPOSE_BIN: the compose command (default: `docker compose` if present, else `docker-compose`).
 #   --print  as first COMPOSE_ARG: print the top-level arguments instead of running compose.
@@ -50,7 +51,11 @@ case $mode in
       args+=(-f compose/monitoring.yml)
       [ -z "$(env_get PROMETHEUS_UI_PORT)" ] || args+=(-f compose/monitoring-ui.yml)
     fi
-    if [ "$(env_get TUNNEL)" != 0 ]; then
+    # ---- tailscale (issue 14): TUNNEL=tailscale runs compose/tailscale.yml instead of cloudflared
+    if [ "$(env_get TUNNEL)" = tailscale ]; then
+      args+=(-f compose/tailscale.yml)
+    # ---- end tailscale
+    elif [ "$(env_get TUNNEL)" != 0 ]; then
       [ -z "$(env_get TUNNEL_TOKEN)" ] || args+=(-f compose/tunnel-named.yml)
       args+=(--profile tunnel)
     fi

@@ -35,6 +35,12 @@ if [ -z "${DOCKER_GID:-}" ] && [ -z "$(env_get DOCKER_GID)" ] && [ -S "${DOCKER_
   DOCKER_GID=$(stat -c %g "${DOCKER_SOCK_PATH:-/var/run/docker.sock}" 2>/dev/null || stat -f %g "${DOCKER_SOCK_PATH:-/var/run/docker.sock}" 2>/dev/null || true)
   [ -z "$DOCKER_GID" ] || export DOCKER_GID
 fi
+# ---- doctor (issue 14): the quick checks first, so a missing engine is one clear line, not a traceback
+# (UP_DOCTOR=0 skips them: only for tests that stand in for compose itself)
+if [ "${UP_DOCTOR:-1}" != 0 ] && ! scripts/doctor.sh --quick "$mode"; then
+  echo "up: stopped before compose - fix the FAIL line(s) above (\`make doctor\` runs every check)" >&2
+  exit 1
+# ---- end doctor
 
 if [ "$mode" = dev ]; then
   # the Mac's native Ollama.app (Metal) serves the models; pull the small ones with its own CLI

@@ -107,7 +107,7 @@ async function makeUp(dir, env = {}) {
     // AUTH_USERS: undefined = not inherited (spawn drops undefined values)
     const child = spawn('make', ['-s', 'up'], {
       cwd: dir,
-      env: { ...process.env, COMPOSE_BIN: stub, HTTP_PORT: String(server.address().port), GPU: '', TUNNEL: '', TUNNEL_TOKEN: '', AUTH_USERS: undefined, COMPOSE_PROJECT_NAME: '', ...env },
+      env: { ...process.env, COMPOSE_BIN: stub, UP_DOCTOR: '0', HTTP_PORT: String(server.address().port), GPU: '', TUNNEL: '', TUNNEL_TOKEN: '', AUTH_USERS: undefined, COMPOSE_PROJECT_NAME: '', ...env },
     });
     let out = '';
     child.stdout.on('data', (d) => { out += d; });
@@ -153,7 +153,7 @@ case "$*" in
   *" logs "*) echo "model-puller_1  | model-puller: FAILED to pull model 'fail-model:1b'" ;;
 esac
 `, { mode: 0o755 });
-  const r = run('make', ['-s', 'up'], { cwd: dir, env: { ...process.env, COMPOSE_BIN: stub, GPU: '', TUNNEL: '', TUNNEL_TOKEN: '', COMPOSE_PROJECT_NAME: '' } });
+  const r = run('make', ['-s', 'up'], { cwd: dir, env: { ...process.env, COMPOSE_BIN: stub, UP_DOCTOR: '0', GPU: '', TUNNEL: '', TUNNEL_TOKEN: '', COMPOSE_PROJECT_NAME: '' } });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /FAILED to pull model 'fail-model:1b'/);
   assert.match(r.stderr, /up: FAILED/);
