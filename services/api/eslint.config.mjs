@@ -39,7 +39,7 @@ export default defineConfig(
   },
   {
     // loadConfig reads joi's validated environment, which joi types as any; the checks are joi's.
-    files: ['src/config.ts'],
+    files: ['src/config.ts', 'src/config/upstreams.ts'],
     rules: {
       '@typescript-eslint/no-unsafe-assignment': 'off',
       '@typescript-eslint/no-unsafe-member-access': 'off',

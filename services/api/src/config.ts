@@ -176,7 +176,7 @@ function deepFreeze<T>(obj: T): T {
  */
 export function configDefaults(): Record<string, string> {
   const keys = (schema.describe() as { keys: Record<string, { flags?: { default?: unknown } }> }).keys;
-  return Object.fromEntries(Object.entries(keys).map(([key, d]) => [key, String(d.flags?.default ?? '')]));
+  return Object.fromEntries(Object.entries(keys).map(([key, d]) => [key, String((d.flags?.default as string | number | boolean | undefined) ?? '')]));
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {

@@ -17,14 +17,7 @@ import { Readable, Transform } from 'node:stream';
 import axios, { type AxiosError, type AxiosInstance, type AxiosResponse } from 'axios';
 import axiosRetry, { exponentialDelay, isNetworkError } from 'axios-retry';
 import { createAgents } from './connection';
-import {
-  AppError,
-  ClientClosedError,
-  ModelNotFoundError,
-  OllamaUnavailableError,
-  QueueFullError,
-  UpstreamError,
-} from '../errors';
+import { AppError, ClientClosedError, ModelNotFoundError, OllamaUnavailableError, QueueFullError, UpstreamError } from '../errors';
 import type {
   OllamaChatChunk,
   OllamaChatRequest,
@@ -156,9 +149,13 @@ export function openAiErrorText(body: string): { message: string; code?: string;
     if (typeof p.error === 'string') return { message: p.error };
     if (p.error && typeof p.error === 'object') {
       const e = p.error as { message?: unknown; code?: unknown; type?: unknown };
-      return { message: String(e.message ?? ''), code: e.code === undefined || e.code === null ? undefined : String(e.code), type: typeof e.type === 'string' ? e.type : undefined };
+      return {
+        message: textOf(e.message) ?? '',
+        code: textOf(e.code),
+        type: typeof e.type === 'string' ? e.type : undefined,
+      };
     }
-    if (typeof p.message === 'string') return { message: p.message, code: p.code === undefined ? undefined : String(p.code), type: typeof p.type === 'string' ? p.type : undefined };
+    if (typeof p.message === 'string') return { message: p.message, code: textOf(p.code), type: typeof p.type === 'string' ? p.type : undefined };
   } catch {
     /* not JSON: use the text */
   }
@@ -173,17 +170,29 @@ export function mapOpenAiError(status: number, body: string, upstream: string, m
   const retryAfter = Number(retryAfterHeader);
   const retryAfterS = Number.isFinite(retryAfter) && retryAfter > 0 ? Math.ceil(retryAfter) : undefined;
   if (status === 404 && model && (e.code === 'model_not_found' || /model/i.test(msg))) {
-    return new ModelNotFoundError(model, { details, hint: `The upstream '${upstream}' does not serve it: check its model list (GET /v1/models there) or UPSTREAMS[].models.` });
+    return new ModelNotFoundError(model, {
+      details,
+      hint: `The upstream '${upstream}' does not serve it: check its model list (GET /v1/models there) or UPSTREAMS[].models.`,
+    });
   }
   if (status === 401 || status === 403) {
-    return new UpstreamError(`The upstream '${upstream}' refused our credentials (${status})`, { details, hint: `Check the apiKey of '${upstream}' in UPSTREAMS.` });
+    return new UpstreamError(`The upstream '${upstream}' refused our credentials (${status})`, {
+      details,
+      hint: `Check the apiKey of '${upstream}' in UPSTREAMS.`,
+    });
   }
-  if (status === 404) return new UpstreamError(`The upstream '${upstream}' answered 404: ${msg}`, { details, hint: `Check the url of '${upstream}' in UPSTREAMS (without /v1).` });
+  if (status === 404)
+    return new UpstreamError(`The upstream '${upstream}' answered 404: ${msg}`, {
+      details,
+      hint: `Check the url of '${upstream}' in UPSTREAMS (without /v1).`,
+    });
   if (status === 429) return new QueueFullError(`The upstream '${upstream}' is busy (429)`, retryAfterS ?? 5, { details });
-  if (status === 408 || status === 504) return new AppError('UPSTREAM_TIMEOUT', 504, `The upstream '${upstream}' timed out (${status})${model ? ` for '${model}'` : ''}`, { details });
+  if (status === 408 || status === 504)
+    return new AppError('UPSTREAM_TIMEOUT', 504, `The upstream '${upstream}' timed out (${status})${model ? ` for '${model}'` : ''}`, { details });
   if (status === 499) return new ClientClosedError();
   if (status >= 400 && status < 500) return new AppError('UPSTREAM_REJECTED', 400, `The upstream '${upstream}' rejected the request: ${msg}`, { details });
-  if (status === 503) return new OllamaUnavailableError(`The upstream '${upstream}' is unavailable (503): ${msg}`, { details, ...(retryAfterS ? { retryAfterS } : {}) });
+  if (status === 503)
+    return new OllamaUnavailableError(`The upstream '${upstream}' is unavailable (503): ${msg}`, { details, ...(retryAfterS ? { retryAfterS } : {}) });
   return new UpstreamError(`The upstream '${upstream}' failed (${status}): ${msg}`, { details, hint: `See the logs of '${upstream}'.` });
 }
 
@@ -218,7 +227,7 @@ function mapTransportError(err: unknown, upstream: string, model: string | undef
 
 async function readAll(stream: Readable): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
+  for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
   return Buffer.concat(chunks).toString('utf8');
 }
 
@@ -299,10 +308,25 @@ export function createOpenAiClient(opts: OpenAiClientOptions): OpenAiClient {
   });
   const timeoutS = Math.round(opts.requestTimeoutMs / 1000);
 
-  async function getJson<T>(method: 'get' | 'post', path: string, body: unknown, model: string | undefined, signal: AbortSignal | undefined, timeoutMs?: number): Promise<T> {
+  async function getJson<T>(
+    method: 'get' | 'post',
+    path: string,
+    body: unknown,
+    model: string | undefined,
+    signal: AbortSignal | undefined,
+    timeoutMs?: number,
+  ): Promise<T> {
     let res: AxiosResponse<string>;
     try {
-      res = await http_.request<string>({ method, url: path, data: body, signal, responseType: 'text', transformResponse: (d) => d, ...(timeoutMs !== undefined ? { timeout: timeoutMs } : {}) });
+      res = await http_.request<string>({
+        method,
+        url: path,
+        data: body,
+        signal,
+        responseType: 'text',
+        transformResponse: (d: string) => d,
+        ...(timeoutMs !== undefined ? { timeout: timeoutMs } : {}),
+      });
     } catch (err) {
       if (isAbort(err)) throw new ClientClosedError();
       throw mapTransportError(err, upstream, model, timeoutMs !== undefined ? Math.round(timeoutMs / 1000) : timeoutS);
@@ -534,7 +558,14 @@ export function createOpenAiClient(opts: OpenAiClientOptions): OpenAiClient {
       const deadline = new Deadline(o);
       const sentAt = now();
       try {
-        const r = await getJson<OpenAiChatCompletion>('post', '/v1/chat/completions', toOpenAiChatRequest(req, false).body, req.model, deadline.controller.signal, 0);
+        const r = await getJson<OpenAiChatCompletion>(
+          'post',
+          '/v1/chat/completions',
+          toOpenAiChatRequest(req, false).body,
+          req.model,
+          deadline.controller.signal,
+          0,
+        );
         return chatCompletionToChunks(r, req.model, { sentAt, endedAt: now() });
       } catch (err) {
         if (deadline.timedOut) throw upstreamTimeout(upstream, req.model, Math.round(o.firstChunkTimeoutMs / 1000), err);
@@ -547,7 +578,14 @@ export function createOpenAiClient(opts: OpenAiClientOptions): OpenAiClient {
       const deadline = new Deadline(o);
       const sentAt = now();
       try {
-        const r = await getJson<OpenAiEmbeddingResponse>('post', '/v1/embeddings', toOpenAiEmbeddingRequest(req).body, req.model, deadline.controller.signal, 0);
+        const r = await getJson<OpenAiEmbeddingResponse>(
+          'post',
+          '/v1/embeddings',
+          toOpenAiEmbeddingRequest(req).body,
+          req.model,
+          deadline.controller.signal,
+          0,
+        );
         return embeddingsToOllama(r, req.model, now() - sentAt);
       } catch (err) {
         if (deadline.timedOut) throw upstreamTimeout(upstream, req.model, Math.round(o.firstChunkTimeoutMs / 1000), err);
@@ -559,4 +597,10 @@ export function createOpenAiClient(opts: OpenAiClientOptions): OpenAiClient {
     proxy,
   };
   return client;
+}
+
+/** A field of an upstream error body as text: strings as they are, numbers and objects as JSON. */
+function textOf(v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  return typeof v === 'string' ? v : JSON.stringify(v);
 }

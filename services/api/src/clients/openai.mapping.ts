@@ -138,7 +138,10 @@ export interface Mapped<T> {
 // Requests
 // ---------------------------------------------------------------------------------------------
 
-type Sampling = Pick<OpenAiChatRequest, 'temperature' | 'top_p' | 'top_k' | 'min_p' | 'max_tokens' | 'stop' | 'seed' | 'presence_penalty' | 'frequency_penalty' | 'repetition_penalty'>;
+type Sampling = Pick<
+  OpenAiChatRequest,
+  'temperature' | 'top_p' | 'top_k' | 'min_p' | 'max_tokens' | 'stop' | 'seed' | 'presence_penalty' | 'frequency_penalty' | 'repetition_penalty'
+>;
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
@@ -170,7 +173,7 @@ export function mapOptions(options: Record<string, unknown> = {}): Mapped<Sampli
         if (num(value) !== undefined && (value as number) > 0) body.max_tokens = Math.round(value as number);
         break;
       case 'stop':
-        if (typeof value === 'string' || (Array.isArray(value) && value.every((s) => typeof s === 'string'))) body.stop = value as string | string[];
+        if (typeof value === 'string' || (Array.isArray(value) && value.every((s) => typeof s === 'string'))) body.stop = value;
         else dropped.push(key);
         break;
       default:
@@ -213,7 +216,11 @@ export function mapMessages(messages: OllamaMessage[]): OpenAiMessage[] {
       const tool_calls = m.tool_calls.map((raw) => {
         const fn = (raw as { function?: { name?: string; arguments?: unknown } }).function ?? {};
         const id = (raw as { id?: unknown }).id;
-        const call: OpenAiToolCall = { id: typeof id === 'string' && id ? id : `call_${n++}`, type: 'function', function: { name: String(fn.name ?? ''), arguments: toolArguments(fn.arguments) } };
+        const call: OpenAiToolCall = {
+          id: typeof id === 'string' && id ? id : `call_${n++}`,
+          type: 'function',
+          function: { name: String(fn.name ?? ''), arguments: toolArguments(fn.arguments) },
+        };
         open.push({ id: call.id, name: call.function.name });
         return call;
       });
@@ -433,7 +440,10 @@ export function chatCompletionToChunks(r: OpenAiChatCompletion, model: string, t
   const at = t.endedAt;
   if (content || thinking) out.push({ model, created_at: isoAt(at), message: { role: 'assistant', content, ...(thinking ? { thinking } : {}) }, done: false });
   if (msg.tool_calls?.length) {
-    const tool_calls = msg.tool_calls.map((c) => ({ ...(c.id ? { id: c.id } : {}), function: { name: c.function.name, arguments: parseArguments(c.function.arguments) } }));
+    const tool_calls = msg.tool_calls.map((c) => ({
+      ...(c.id ? { id: c.id } : {}),
+      function: { name: c.function.name, arguments: parseArguments(c.function.arguments) },
+    }));
     out.push({ model, created_at: isoAt(at), message: { role: 'assistant', content: '', tool_calls }, done: false });
   }
   out.push({

@@ -68,7 +68,9 @@ const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
 
 const entrySchema = Joi.object({
   name: Joi.string().pattern(NAME_PATTERN).required(),
-  url: Joi.string().uri({ scheme: ['http', 'https'] }).required(),
+  url: Joi.string()
+    .uri({ scheme: ['http', 'https'] })
+    .required(),
   kind: Joi.string().valid('ollama', 'openai').required(),
   priority: Joi.number().integer().min(1).max(1000).default(1),
   maxConcurrent: Joi.number().integer().min(1).max(1024),
@@ -146,10 +148,19 @@ function entryLabel(i: number, raw: unknown): string {
 /** `waldus=high,batch=low` → { waldus: 'high', batch: 'low' }. */
 export function parseUserPriority(raw: string, problems: string[]): Record<string, Priority> {
   const out: Record<string, Priority> = {};
-  for (const item of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const item of raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const eq = item.lastIndexOf('=');
     const user = eq > 0 ? item.slice(0, eq).trim() : '';
-    const lane = eq > 0 ? item.slice(eq + 1).trim().toLowerCase() : '';
+    const lane =
+      eq > 0
+        ? item
+            .slice(eq + 1)
+            .trim()
+            .toLowerCase()
+        : '';
     if (!user || !lane) {
       problems.push(`USER_PRIORITY: entry "${item.split('=')[0]}" must look like user=high|normal|low`);
       continue;

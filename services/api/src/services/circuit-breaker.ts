@@ -64,7 +64,10 @@ export class CircuitBreaker {
   /** Called on every state change (log on change only, metrics). */
   onChange?: (from: BreakerState, to: BreakerState) => void;
 
-  constructor(private readonly opts: CircuitBreakerOptions, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly opts: CircuitBreakerOptions,
+    private readonly now: () => number = Date.now,
+  ) {
     if (opts.failureThreshold < 1) throw new RangeError('failureThreshold must be ≥ 1');
   }
 

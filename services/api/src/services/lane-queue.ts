@@ -100,7 +100,10 @@ export class LaneQueue {
   /** Called whenever a request gets a slot (metrics). */
   onSlot?: (model: string, waitedMs: number, priority: Priority, servedAs: Priority) => void;
 
-  constructor(private readonly opts: LaneQueueOptions, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly opts: LaneQueueOptions,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   admit(model: string, signal?: AbortSignal, priority: Priority = 'normal'): LaneTicket {
     const q = this.queue(model);

@@ -36,7 +36,13 @@ describe('FakeOpenAi with the official openai client', () => {
   });
 
   test('When a chat is streamed with include_usage, then deltas, a finish chunk and a usage chunk arrive', async () => {
-    const stream = await openai.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], stream: true, stream_options: { include_usage: true }, max_tokens: 3 });
+    const stream = await openai.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: 'user', content: 'hi' }],
+      stream: true,
+      stream_options: { include_usage: true },
+      max_tokens: 3,
+    });
     let text = '';
     let finish: string | null = null;
     let usage: unknown;
@@ -70,7 +76,11 @@ describe('FakeOpenAi with the official openai client', () => {
     expect(r.data[0].embedding).toHaveLength(16);
     expect(r.usage.prompt_tokens).toBe(3);
     // the client asked for base64 and decoded it: the same vector as the float form
-    const floats = (await fetch(`${fake.url}/v1/embeddings`, { method: 'POST', headers: { Authorization: `Bearer ${KEY}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ model: 'BAAI/bge-small-en-v1.5', input: 'a' }) }).then((x) => x.json())) as { data: Array<{ embedding: number[] }> };
+    const floats = (await fetch(`${fake.url}/v1/embeddings`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ model: 'BAAI/bge-small-en-v1.5', input: 'a' }),
+    }).then((x) => x.json())) as { data: Array<{ embedding: number[] }> };
     expect(r.data[0].embedding).toEqual(floats.data[0].embedding);
   });
 

@@ -97,12 +97,17 @@ function instanceFor(schema: unknown, depth = 0): unknown {
   if (Array.isArray(schema.enum) && schema.enum.length) return schema.enum[0];
   const type = Array.isArray(schema.type) ? schema.type[0] : schema.type;
   switch (type) {
-    case 'string': return 'fake';
+    case 'string':
+      return 'fake';
     case 'integer':
-    case 'number': return typeof schema.minimum === 'number' ? schema.minimum : 1;
-    case 'boolean': return true;
-    case 'null': return null;
-    case 'array': return Array.from({ length: typeof schema.minItems === 'number' ? schema.minItems : 0 }, () => instanceFor(schema.items, depth + 1));
+    case 'number':
+      return typeof schema.minimum === 'number' ? schema.minimum : 1;
+    case 'boolean':
+      return true;
+    case 'null':
+      return null;
+    case 'array':
+      return Array.from({ length: typeof schema.minItems === 'number' ? schema.minItems : 0 }, () => instanceFor(schema.items, depth + 1));
     default: {
       const out: Json = {};
       for (const [k, v] of Object.entries(isObj(schema.properties) ? schema.properties : {})) out[k] = instanceFor(v, depth + 1);
@@ -148,7 +153,7 @@ export class FakeOpenAi {
     return this.portValue;
   }
 
-  setBehaviour(model: string | '*', b: FakeOpenAiBehaviour): void {
+  setBehaviour(model: string /* or '*' for every model */, b: FakeOpenAiBehaviour): void {
     this.behaviours.set(model, b);
   }
 
@@ -281,7 +286,8 @@ export class FakeOpenAi {
 
   private checkModel(body: unknown): { b: Json; model: string } {
     if (!isObj(body)) throw new ApiError(400, 'The request body must be a JSON object.', 'invalid_request_error');
-    if (typeof body.model !== 'string' || body.model === '') throw new ApiError(400, 'you must provide a model parameter', 'invalid_request_error', null, 'model');
+    if (typeof body.model !== 'string' || body.model === '')
+      throw new ApiError(400, 'you must provide a model parameter', 'invalid_request_error', null, 'model');
     if (!this.models.includes(body.model)) throw this.modelNotFound(body.model);
     return { b: body, model: body.model };
   }
@@ -307,10 +313,12 @@ export class FakeOpenAi {
     const behaviour = this.behaviourFor(model);
     if (behaviour.kind === 'error') throw this.behaviourError(behaviour);
     const input = b.input;
-    const inputs = typeof input === 'string' ? [input] : Array.isArray(input) && input.every((s) => typeof s === 'string') ? (input as string[]) : undefined;
-    if (!inputs || inputs.length === 0) throw new ApiError(400, "'input' must be a non-empty string or array of strings", 'invalid_request_error', null, 'input');
+    const inputs = typeof input === 'string' ? [input] : Array.isArray(input) && input.every((s) => typeof s === 'string') ? input : undefined;
+    if (!inputs || inputs.length === 0)
+      throw new ApiError(400, "'input' must be a non-empty string or array of strings", 'invalid_request_error', null, 'input');
     const format = b.encoding_format ?? 'float';
-    if (format !== 'float' && format !== 'base64') throw new ApiError(400, "'encoding_format' must be 'float' or 'base64'", 'invalid_request_error', null, 'encoding_format');
+    if (format !== 'float' && format !== 'base64')
+      throw new ApiError(400, "'encoding_format' must be 'float' or 'base64'", 'invalid_request_error', null, 'encoding_format');
     this.stats.embeddings++;
     const dims = this.opts.embeddingDims ?? 8;
     // base64 (the official clients' default): the float32 little-endian bytes
@@ -342,7 +350,7 @@ export class FakeOpenAi {
   }
 
   private promptTokens(b: Json, kind: 'chat' | 'text'): number {
-    if (kind === 'text') return words(String(b.prompt ?? ''));
+    if (kind === 'text') return words(typeof b.prompt === 'string' ? b.prompt : JSON.stringify(b.prompt ?? ''));
     let n = 0;
     for (const m of Array.isArray(b.messages) ? b.messages : []) {
       if (!isObj(m)) continue;
@@ -403,7 +411,13 @@ export class FakeOpenAi {
               message: {
                 role: 'assistant',
                 content: answer.tool ? null : text,
-                ...(answer.tool ? { tool_calls: [{ id: 'call_fake0', type: 'function', function: { name: answer.tool.name, arguments: JSON.stringify(answer.tool.arguments) } }] } : {}),
+                ...(answer.tool
+                  ? {
+                      tool_calls: [
+                        { id: 'call_fake0', type: 'function', function: { name: answer.tool.name, arguments: JSON.stringify(answer.tool.arguments) } },
+                      ],
+                    }
+                  : {}),
               },
               logprobs: null,
               finish_reason: finishReason,
@@ -421,7 +435,11 @@ export class FakeOpenAi {
         object,
         created,
         model,
-        choices: [kind === 'chat' ? { index: 0, delta: delta ?? {}, logprobs: null, finish_reason: finish } : { index: 0, text: text ?? '', logprobs: null, finish_reason: finish }],
+        choices: [
+          kind === 'chat'
+            ? { index: 0, delta: delta ?? {}, logprobs: null, finish_reason: finish }
+            : { index: 0, text: text ?? '', logprobs: null, finish_reason: finish },
+        ],
       });
     if (behaviour.kind === 'hang') return;
     try {
@@ -431,7 +449,11 @@ export class FakeOpenAi {
       if (answer.tool) {
         const args = JSON.stringify(answer.tool.arguments);
         const half = Math.floor(args.length / 2);
-        chunk({ tool_calls: [{ index: 0, id: 'call_fake0', type: 'function', function: { name: answer.tool.name, arguments: args.slice(0, half) } }] }, undefined, null);
+        chunk(
+          { tool_calls: [{ index: 0, id: 'call_fake0', type: 'function', function: { name: answer.tool.name, arguments: args.slice(0, half) } }] },
+          undefined,
+          null,
+        );
         await this.sleep(this.opts.chunkDelayMs ?? 0, signal);
         chunk({ tool_calls: [{ index: 0, function: { arguments: args.slice(half) } }] }, undefined, null);
       }

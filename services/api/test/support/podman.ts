@@ -15,7 +15,21 @@
  * is quick, and the "until Ollama answers again" wait after a restart ends for real.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readSync, closeSync, rmSync, symlinkSync, copyFileSync, writeFileSync, unlinkSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  closeSync,
+  rmSync,
+  symlinkSync,
+  copyFileSync,
+  writeFileSync,
+  unlinkSync,
+} from 'node:fs';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -99,11 +113,15 @@ export function describeWithPodman(name: string, fn: () => void): void {
   const apiDir = path.resolve(__dirname, '..', '..');
   const testPath = expect.getState().testPath;
   const suite = testPath ? `services/api/${path.relative(apiDir, testPath)}` : name;
-  const skip = spawnSync(path.resolve(apiDir, '..', '..', 'scripts', 'test-skip.sh'), [
-    suite,
-    `needs a real engine (podman's Docker API, as root): ${reasons.join('; ')}`,
-    `apt-get install ${APT_PACKAGES.join(' ')}, then as root: cd services/api && npx jest ${path.basename(suite)}`,
-  ], { stdio: 'inherit' });
+  const skip = spawnSync(
+    path.resolve(apiDir, '..', '..', 'scripts', 'test-skip.sh'),
+    [
+      suite,
+      `needs a real engine (podman's Docker API, as root): ${reasons.join('; ')}`,
+      `apt-get install ${APT_PACKAGES.join(' ')}, then as root: cd services/api && npx jest ${path.basename(suite)}`,
+    ],
+    { stdio: 'inherit' },
+  );
   if (skip.status === 0) describe.skip(name, fn);
   else describe(name, fn);
 }

@@ -38,7 +38,11 @@ describe('LaneQueue', () => {
       normal: { queued: 2, served: 1, aged: 0, refused: 0 },
       low: { queued: 2, served: 0, aged: 0, refused: 0 },
     });
-    const order = await serveAll(held, waits, burst.map(([l]) => l));
+    const order = await serveAll(
+      held,
+      waits,
+      burst.map(([l]) => l),
+    );
     expect(order).toEqual(['high1', 'high2', 'normal1', 'normal2', 'low1', 'low2']);
     expect(q.activeCount).toBe(0);
   });
@@ -192,7 +196,9 @@ describe('LaneQueue', () => {
 
   test('When existing code holds a GpuQueue, then a LaneQueue fits in its place (same calls, same shapes)', async () => {
     // Compile-time: GpuQueue's public API (onSlot set by metrics with two parameters) accepts a LaneQueue.
-    const asGpu: Pick<GpuQueue, 'admit' | 'acquire' | 'estimateWaitS' | 'stats' | 'activeCount' | 'queuedCount' | 'drain' | 'rejectWaiting'> = new LaneQueue(opts);
+    const asGpu: Pick<GpuQueue, 'admit' | 'acquire' | 'estimateWaitS' | 'stats' | 'activeCount' | 'queuedCount' | 'drain' | 'rejectWaiting'> = new LaneQueue(
+      opts,
+    );
     const lq = new LaneQueue(opts);
     const waits: number[] = [];
     lq.onSlot = (_model: string, waitedMs: number) => waits.push(waitedMs);

@@ -50,7 +50,12 @@ describe('readSse', () => {
 
 describe('mapOpenAiError', () => {
   test.each([
-    [401, '{"error":{"message":"Incorrect API key provided: sk-abc","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}', 'UPSTREAM_ERROR', 502],
+    [
+      401,
+      '{"error":{"message":"Incorrect API key provided: sk-abc","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}',
+      'UPSTREAM_ERROR',
+      502,
+    ],
     [404, '{"error":{"message":"The model `x` does not exist","type":"invalid_request_error","param":null,"code":"model_not_found"}}', 'MODEL_NOT_FOUND', 404],
     [404, '{"detail":"Not Found"}', 'UPSTREAM_ERROR', 502],
     [400, '{"object":"error","message":"maximum context length is 8192 tokens","type":"BadRequestError","param":null,"code":400}', 'UPSTREAM_REJECTED', 400],
@@ -87,7 +92,10 @@ describe('createOpenAiClient against the fake', () => {
 
   test('When a chat streams, then Ollama-shaped chunks come out, ending in done with usage and durations', async () => {
     const chunks = await drain(client.chat({ model: MODEL, messages: hello, options: { temperature: 0, num_ctx: 4096, num_predict: 100 } }, timeouts));
-    const text = chunks.filter((c) => !c.done).map((c) => c.message.content).join('');
+    const text = chunks
+      .filter((c) => !c.done)
+      .map((c) => c.message.content)
+      .join('');
     expect(text).toBe('Hello there, friend.');
     const last = chunks.at(-1) as OllamaChatChunk;
     expect(last).toMatchObject({ model: MODEL, done: true, done_reason: 'stop', prompt_eval_count: 2, eval_count: 3, load_duration: 0 });
@@ -99,11 +107,29 @@ describe('createOpenAiClient against the fake', () => {
 
   test('When a generate runs, then it goes out as a chat (system + user) and comes back as generate chunks', async () => {
     const chunks = await drain(client.generate({ model: MODEL, prompt: 'Hi', system: 'Be brief' }, timeouts));
-    expect(chunks.filter((c) => !c.done).map((c) => c.response).join('')).toBe('Hello there, friend.');
+    expect(
+      chunks
+        .filter((c) => !c.done)
+        .map((c) => c.response)
+        .join(''),
+    ).toBe('Hello there, friend.');
     expect(chunks.at(-1)).toMatchObject({ done: true, response: '' });
-    expect(fake.requests.at(-1)).toMatchObject({ path: '/v1/chat/completions', body: { messages: [{ role: 'system', content: 'Be brief' }, { role: 'user', content: 'Hi' }] } });
+    expect(fake.requests.at(-1)).toMatchObject({
+      path: '/v1/chat/completions',
+      body: {
+        messages: [
+          { role: 'system', content: 'Be brief' },
+          { role: 'user', content: 'Hi' },
+        ],
+      },
+    });
     const raw = await drain(client.generate({ model: MODEL, prompt: '[INST] Hi [/INST]', raw: true }, timeouts));
-    expect(raw.filter((c) => !c.done).map((c) => c.response).join('')).toBe('Hello there, friend.');
+    expect(
+      raw
+        .filter((c) => !c.done)
+        .map((c) => c.response)
+        .join(''),
+    ).toBe('Hello there, friend.');
     expect(fake.requests.at(-1)?.path).toBe('/v1/completions');
   });
 
@@ -240,13 +266,25 @@ describe('createOpenAiClient against the fake', () => {
   });
 
   test('When a call is proxied, then status and body pass through and the key is added', async () => {
-    const r = await client.proxy({ method: 'POST', path: '/v1/chat/completions', body: { model: MODEL, messages: hello, stream: true }, firstByteTimeoutMs: 2_000, idleTimeoutMs: 2_000 });
+    const r = await client.proxy({
+      method: 'POST',
+      path: '/v1/chat/completions',
+      body: { model: MODEL, messages: hello, stream: true },
+      firstByteTimeoutMs: 2_000,
+      idleTimeoutMs: 2_000,
+    });
     expect(r.status).toBe(200);
     expect(r.headers['content-type']).toMatch(/text\/event-stream/);
     const events = await drain(readSse(r.body));
     expect(events.at(-1)?.data).toBe('[DONE]');
     expect(fake.requests.at(-1)?.headers.authorization).toBe(`Bearer ${KEY}`);
-    const nf = await client.proxy({ method: 'POST', path: '/v1/chat/completions', body: { model: 'nope', messages: hello }, firstByteTimeoutMs: 2_000, idleTimeoutMs: 2_000 });
+    const nf = await client.proxy({
+      method: 'POST',
+      path: '/v1/chat/completions',
+      body: { model: 'nope', messages: hello },
+      firstByteTimeoutMs: 2_000,
+      idleTimeoutMs: 2_000,
+    });
     expect(nf.status).toBe(404);
     expect(JSON.parse(Buffer.concat(await drain(nf.body)).toString()).error.code).toBe('model_not_found');
   });

@@ -18,7 +18,19 @@ const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwA
 
 describe('request mapping', () => {
   test('When Ollama options are mapped, then sampling fields carry over, num_predict becomes max_tokens and runner options are dropped', () => {
-    const m = mapOptions({ temperature: 0.2, top_p: 0.9, top_k: 40, min_p: 0.05, repeat_penalty: 1.1, num_predict: 64, stop: ['\n\n'], seed: 7, num_ctx: 8192, num_gpu: 99, mirostat: 2 });
+    const m = mapOptions({
+      temperature: 0.2,
+      top_p: 0.9,
+      top_k: 40,
+      min_p: 0.05,
+      repeat_penalty: 1.1,
+      num_predict: 64,
+      stop: ['\n\n'],
+      seed: 7,
+      num_ctx: 8192,
+      num_gpu: 99,
+      mirostat: 2,
+    });
     expect(m.body).toEqual({ temperature: 0.2, top_p: 0.9, top_k: 40, min_p: 0.05, repetition_penalty: 1.1, max_tokens: 64, stop: ['\n\n'], seed: 7 });
     expect(m.dropped.sort()).toEqual(['mirostat', 'num_ctx', 'num_gpu']);
   });
@@ -39,7 +51,10 @@ describe('request mapping', () => {
   });
 
   test('When a chat is streamed, then usage is asked for; keep_alive and think are reported as dropped', () => {
-    const r = toOpenAiChatRequest({ model: 'm', messages: [{ role: 'user', content: 'hi' }], keep_alive: '24h', think: true, tools: [{ type: 'function', function: { name: 'f' } }] }, true);
+    const r = toOpenAiChatRequest(
+      { model: 'm', messages: [{ role: 'user', content: 'hi' }], keep_alive: '24h', think: true, tools: [{ type: 'function', function: { name: 'f' } }] },
+      true,
+    );
     expect(r.body).toEqual({
       model: 'm',
       messages: [{ role: 'user', content: 'hi' }],
@@ -103,7 +118,12 @@ describe('request mapping', () => {
 });
 
 describe('answer mapping', () => {
-  const chunk = (delta: Record<string, unknown>, finish: string | null = null) => ({ id: 'c1', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta, finish_reason: finish }] });
+  const chunk = (delta: Record<string, unknown>, finish: string | null = null) => ({
+    id: 'c1',
+    object: 'chat.completion.chunk',
+    model: 'm',
+    choices: [{ index: 0, delta, finish_reason: finish }],
+  });
 
   test('When a stream is mapped, then deltas become Ollama chunks and the end carries counts and durations', () => {
     const m = new ChatStreamMapper('m', 1_000);
@@ -113,7 +133,12 @@ describe('answer mapping', () => {
     expect(a).toEqual([{ model: 'm', created_at: new Date(1_200).toISOString(), message: { role: 'assistant', content: 'Hel' }, done: false }]);
     expect(b[0].message).toEqual({ role: 'assistant', content: 'lo', thinking: 'hmm' });
     expect(m.push(chunk({}, 'length'), 1_450)).toEqual([]);
-    expect(m.push({ id: 'c1', object: 'chat.completion.chunk', model: 'm', choices: [], usage: { prompt_tokens: 11, completion_tokens: 2, total_tokens: 13 } } as never, 1_460)).toEqual([]);
+    expect(
+      m.push(
+        { id: 'c1', object: 'chat.completion.chunk', model: 'm', choices: [], usage: { prompt_tokens: 11, completion_tokens: 2, total_tokens: 13 } },
+        1_460,
+      ),
+    ).toEqual([]);
     const [end] = m.finish(1_500);
     expect(end).toMatchObject({
       done: true,
@@ -126,7 +151,16 @@ describe('answer mapping', () => {
       eval_duration: 200e6,
     });
     // the generation service's usage figures come out right
-    expect(usageFrom(end)).toEqual({ prompt_tokens: 11, completion_tokens: 2, total_tokens: 13, total_ms: 500, load_ms: 0, prompt_eval_ms: 200, eval_ms: 200, tokens_per_second: 10 });
+    expect(usageFrom(end)).toEqual({
+      prompt_tokens: 11,
+      completion_tokens: 2,
+      total_tokens: 13,
+      total_ms: 500,
+      load_ms: 0,
+      prompt_eval_ms: 200,
+      eval_ms: 200,
+      tokens_per_second: 10,
+    });
   });
 
   test('When the server sends no usage, then each content chunk counts as one token', () => {
@@ -143,7 +177,14 @@ describe('answer mapping', () => {
     m.push(chunk({ tool_calls: [{ index: 0, id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '{"ci' } }] }), 10);
     m.push(chunk({ tool_calls: [{ index: 0, function: { arguments: 'ty":"Bern"}' } }] }), 20);
     const calls = m.push(chunk({}, 'tool_calls'), 30);
-    expect(calls).toEqual([{ model: 'm', created_at: new Date(30).toISOString(), message: { role: 'assistant', content: '', tool_calls: [{ id: 'call_a', function: { name: 'get_weather', arguments: { city: 'Bern' } } }] }, done: false }]);
+    expect(calls).toEqual([
+      {
+        model: 'm',
+        created_at: new Date(30).toISOString(),
+        message: { role: 'assistant', content: '', tool_calls: [{ id: 'call_a', function: { name: 'get_weather', arguments: { city: 'Bern' } } }] },
+        done: false,
+      },
+    ]);
     const end = m.finish(40);
     expect(end).toHaveLength(1);
     expect(end[0]).toMatchObject({ done: true, done_reason: 'stop' });
@@ -170,10 +211,27 @@ describe('answer mapping', () => {
   });
 
   test('When embeddings and models come back, then they take Ollama shapes (index order kept)', () => {
-    const e = embeddingsToOllama({ data: [{ index: 1, embedding: [2] }, { index: 0, embedding: [1] }], usage: { prompt_tokens: 3 } }, 'e', 12);
+    const e = embeddingsToOllama(
+      {
+        data: [
+          { index: 1, embedding: [2] },
+          { index: 0, embedding: [1] },
+        ],
+        usage: { prompt_tokens: 3 },
+      },
+      'e',
+      12,
+    );
     expect(e).toEqual({ model: 'e', embeddings: [[1], [2]], total_duration: 12e6, load_duration: 0, prompt_eval_count: 3 });
     expect(modelsToTags([{ id: 'meta-llama/Llama-3.1-8B-Instruct', created: 1767225600 }])).toEqual([
-      { name: 'meta-llama/Llama-3.1-8B-Instruct', model: 'meta-llama/Llama-3.1-8B-Instruct', modified_at: '2026-01-01T00:00:00.000Z', size: 0, digest: '', details: {} },
+      {
+        name: 'meta-llama/Llama-3.1-8B-Instruct',
+        model: 'meta-llama/Llama-3.1-8B-Instruct',
+        modified_at: '2026-01-01T00:00:00.000Z',
+        size: 0,
+        digest: '',
+        details: {},
+      },
     ]);
   });
 });

@@ -72,7 +72,11 @@ describe('routeUpstreams', () => {
   });
 
   test('When every upstream with the model is down, then the answer is 503 OLLAMA_UNAVAILABLE with the soonest Retry-After', () => {
-    const ups = [up('a', { breakerAllows: false, breakerRetryInMs: 7_200 }), up('b', { breakerAllows: false, breakerRetryInMs: 2_100 }), up('c', { models: ['other'] })];
+    const ups = [
+      up('a', { breakerAllows: false, breakerRetryInMs: 7_200 }),
+      up('b', { breakerAllows: false, breakerRetryInMs: 2_100 }),
+      up('c', { models: ['other'] }),
+    ];
     const d = routeUpstreams(ups, 'llama3.1:8b', spill);
     expect(d.candidates).toEqual([]);
     const err = noRouteError(d, ups);

@@ -62,7 +62,14 @@ describe('parseUpstreamsConfig', () => {
       base,
     );
     expect(c.implicit).toBe(false);
-    expect(c.upstreams[0]).toEqual({ name: 'gpu', url: 'http://ollama:11434', kind: 'ollama', priority: 1, maxConcurrent: 2, timeouts: { requestS: 120, connectMs: 2000, loadS: 90 } });
+    expect(c.upstreams[0]).toEqual({
+      name: 'gpu',
+      url: 'http://ollama:11434',
+      kind: 'ollama',
+      priority: 1,
+      maxConcurrent: 2,
+      timeouts: { requestS: 120, connectMs: 2000, loadS: 90 },
+    });
     expect(c.upstreams[1]).toEqual({
       name: 'vllm',
       url: 'https://vllm.example.test',
@@ -122,7 +129,12 @@ describe('parseUpstreamsConfig', () => {
 
   test('When the lane keys are bad, then each is reported along with bad entries', () => {
     const { problems } = parseUpstreamsConfig(
-      { USER_PRIORITY: 'waldus=urgent,batch,owner=low,owner=high', PRIORITY_AGING_S: '-1', SPILL_AFTER_MS: 'soon', UPSTREAMS: '[{"name":"a","url":"http://a:1"}]' },
+      {
+        USER_PRIORITY: 'waldus=urgent,batch,owner=low,owner=high',
+        PRIORITY_AGING_S: '-1',
+        SPILL_AFTER_MS: 'soon',
+        UPSTREAMS: '[{"name":"a","url":"http://a:1"}]',
+      },
       base,
     );
     expect(problems).toEqual(
