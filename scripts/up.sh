@@ -40,6 +40,7 @@ fi
 if [ "${UP_DOCTOR:-1}" != 0 ] && ! scripts/doctor.sh --quick "$mode"; then
   echo "up: stopped before compose - fix the FAIL line(s) above (\`make doctor\` runs every check)" >&2
   exit 1
+fi
 # ---- end doctor
 
 if [ "$mode" = dev ]; then

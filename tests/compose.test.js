@@ -340,7 +340,8 @@ test('GPU telemetry: the exporter sidecar only in the GPU overlay, on an interna
   const exp = config.services['gpu-exporter'];
   assert.equal(exp.image, 'utkuozdemir/nvidia_gpu_exporter:1.14.0');
   assert.equal(exp.ports, undefined);
-  assert.deepEqual(Object.keys(exp.networks), ['gpu']);
+  // gpu: the api reads it; monitoring: Prometheus scrapes it
+  assert.deepEqual(Object.keys(exp.networks).sort(), ['gpu', 'monitoring']);
   assert.equal(config.networks.gpu.internal, true);
   const onGpu = Object.entries(config.services).filter(([, s]) => Object.keys(s.networks || {}).includes('gpu')).map(([n]) => n);
   assert.deepEqual(onGpu.sort(), ['api', 'gpu-exporter']);
@@ -358,7 +359,7 @@ test('every service of every combination is hardened: no-new-privileges, cap_dro
   // where each service may write (tmpfs); everything else is read-only (volumes listed in the files)
   const USERS = {
     api: '1000:1000', 'model-puller': '65534:65534', 'docker-socket-proxy': '65534:999',
-    cloudflared: '65532:65532', 'gpu-exporter': '65534:65534',
+    cloudflared: '65532:65532', 'gpu-exporter': '65534:65534', prometheus: '65534:65534', alertmanager: '65534:65534',
     // ollama: root (the image's user; existing model volumes are root's /root/.ollama), but without capabilities
     // nginx: root master (binds 80, drops its workers to the nginx user), the four capabilities above
   };
@@ -379,7 +380,7 @@ test('every service of every combination is hardened: no-new-privileges, cap_dro
       assert.ok(!(s.volumes || []).some((v) => /docker\.sock/.test(String(v.source || v)) && svc !== 'docker-socket-proxy'), `${where}: no Docker socket`);
       for (const v of s.volumes || []) {
         const str = String(v.source ? `${v.source}:${v.target}${v.read_only ? ':ro' : ''}` : v);
-        if (!/ollama-models/.test(str)) assert.match(str, /:ro$/, `${where}: bind mounts read-only (${str})`);
+        if (!/^(ollama-models|prometheus-data|alertmanager-data):/.test(str)) assert.match(str, /:ro$/, `${where}: bind mounts read-only (${str})`);
       }
       checked++;
     }

@@ -26,6 +26,8 @@ const PER_COMBINATION = {
 };
 /** the same, in the dev files only: the DEV_* models and Ollama.app's address */
 const PER_DEV = ['OLLAMA_BASE_URL', 'MODEL_DEFAULT', 'MODEL_VISION', 'MODEL_ALIASES', 'MODEL_TIMEOUTS'];
+/** the vLLM combination serves other model names, and the Ollama-only warm keeper has nothing to keep warm there */
+const PER_VLLM = ['MODEL_DEFAULT', 'MODEL_ALIASES', 'MODEL_TIMEOUTS', 'WARM_DEFAULT_MODEL', 'IDLE_UNLOAD_MIN'];
 /** api keys .env.example sets to something other than the api's default (make init ships them) */
 const SHIPPED = {
   MODEL_TIMEOUTS: /default: none/, // per-model timeouts for the models of MODELS
@@ -114,7 +116,7 @@ test('the compose files pass the api\'s settings without restating a default', (
       if (!m || !API_KEYS.includes(m[1])) continue;
       const [, key, value] = m;
       if (value === `\${${key}:-}` || value.startsWith(`\${${key}:?`)) continue;
-      if (PER_COMBINATION[key] || (dev && PER_DEV.includes(key))) continue;
+      if (PER_COMBINATION[key] || (dev && PER_DEV.includes(key)) || (file === 'compose/vllm.yml' && PER_VLLM.includes(key))) continue;
       wrong.push(`${file}: ${key}: ${value} (pass \${${key}:-}; the default is config.ts's)`);
     }
   }

@@ -8,8 +8,8 @@ const path = require('node:path');
 const { ROOT } = require('./lib/helpers');
 
 const SKIP_DIRS = new Set(['.git', 'node_modules', 'dist', 'coverage', 'results']);
-/** The one allowed outside reference: the stack smoke run calls the podman-stack tool beside the repo. */
-const MAY_NAME_THE_TOOL = new Set(['tests/stack/smoke.sh', '.ci/run']);
+/** The one allowed outside reference: the stack runs (tests/stack/*.sh) call the podman-stack tool beside the repo. */
+const mayNameTheTool = (f) => f === '.ci/run' || /^tests\/stack\/[\w-]+\.sh$/.test(f);
 
 function files(dir = ROOT, out = []) {
   for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -30,7 +30,7 @@ test('nothing refers to files outside the repo (only the smoke run names the pod
     if (f === 'tests/docs.test.js' || /\.(png|jpg|ico|lock)$/.test(f)) continue;
     read(f).split('\n').forEach((line, i) => {
       if (!outside.test(line)) return;
-      if (MAY_NAME_THE_TOOL.has(f) && /shared\/tools\/podman-stack/.test(line) && !/\/work\//.test(line)) return;
+      if (mayNameTheTool(f) && /shared\/tools\/podman-stack/.test(line) && !/\/work\//.test(line)) return;
       wrong.push(`${f}:${i + 1}: ${line.trim().slice(0, 120)}`);
     });
   }
@@ -51,7 +51,7 @@ test('relative links in the docs lead to files of the repo', () => {
 
 test('an image version the docs quote is the one compose pins', () => {
   const pins = new Map();
-  for (const f of ['docker-compose.yml', ...fs.readdirSync(path.join(ROOT, 'compose')).map((c) => `compose/${c}`)]) {
+  for (const f of ['docker-compose.yml', ...fs.readdirSync(path.join(ROOT, 'compose')).filter((c) => c.endsWith('.yml')).map((c) => `compose/${c}`), 'docker-compose.gpu.yml']) {
     for (const [, image, tag] of read(f).matchAll(/^\s+image:\s*([a-z0-9./-]+):(\S+)\s*$/gm)) pins.set(image, tag);
   }
   assert.ok(pins.get('ollama/ollama'), 'compose pins ollama/ollama');

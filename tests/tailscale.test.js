@@ -43,7 +43,7 @@ test('the tailscale service: pinned official image, key, hostname, state volume,
 });
 
 test('serve.json: HTTPS 443 on the tailnet name, proxied to nginx\'s published listener (basic auth there)', () => {
-  const serve = JSON.parse(fs.readFileSync(path.join(ROOT, 'tailscale', 'serve.json'), 'utf8'));
+  const serve = JSON.parse(fs.readFileSync(path.join(ROOT, 'compose', 'tailscale', 'serve.json'), 'utf8'));
   assert.deepEqual(serve.TCP, { 443: { HTTPS: true } });
   assert.deepEqual(Object.keys(serve.Web), ['${TS_CERT_DOMAIN}:443']);
   const proxy = serve.Web['${TS_CERT_DOMAIN}:443'].Handlers['/'].Proxy;

@@ -16,7 +16,10 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || (cd "$here/../.." && pwd))
 PS=${PODMAN_STACK:-$root/../shared/tools/podman-stack/podman-stack}
-[ -x "$PS" ] || { echo "backup-live: FAIL: podman-stack not found at $PS" >&2; exit 1; }
+if [ ! -x "$PS" ] || [ "$(id -u)" != 0 ]; then
+  exec "$root/scripts/test-skip.sh" "backup-live (tests/stack/backup-live.sh)" "needs root and the podman-stack tool (looked at $PS)" \
+    "as root: PODMAN_STACK=<path of the podman-stack tool> tests/stack/backup-live.sh"
+fi
 PS=$(readlink -f "$PS")
 say() { printf '[backup-live] %s\n' "$*"; }
 fail() { echo "backup-live: FAIL: $*" >&2; exit 1; }

@@ -26,20 +26,22 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 lib_init() {
   PS=${PODMAN_STACK:-$root/../shared/tools/podman-stack/podman-stack}
-  if [ ! -x "$PS" ]; then
-    echo "$LIB_NAME: FAIL: podman-stack not found at $PS" >&2
-    echo "            (expected next to the repo: ../shared/tools/podman-stack; or set PODMAN_STACK=path)" >&2
-    exit 1
+  local missing=() tool
+  [ -x "$PS" ] || missing+=("the podman-stack tool is not at $PS")
+  [ "$(id -u)" = 0 ] || missing+=("not root (uid $(id -u))")
+  for tool in curl node make awk sed tar; do
+    command -v "$tool" >/dev/null || missing+=("$tool not found")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    local reason
+    reason=$(IFS=';'; printf '%s' "${missing[*]}" | sed 's/;/; /g')
+    exec "$root/scripts/test-skip.sh" "$LIB_NAME (tests/stack/$(basename "$0"))" "$reason" \
+      "as root: PODMAN_STACK=<path of the podman-stack tool> tests/stack/$(basename "$0")"
   fi
   PS=$(readlink -f "$PS")
-  [ "$(id -u)" = 0 ] || { echo "$LIB_NAME: FAIL: needs root (podman-stack setup: apt, rootful podman)" >&2; exit 1; }
-  local tool
-  for tool in curl node make awk sed tar; do
-    command -v "$tool" >/dev/null || { echo "$LIB_NAME: FAIL: '$tool' not found (.ci/run installs what is needed)" >&2; exit 1; }
-  done
   # nothing from the caller's environment may change the stack: every .env key and compose's own knobs
   local key
-  while IFS='=' read -r key _; do unset "$key"; done < <(grep -E '^[A-Z][A-Z0-9_]*=' "$root/.env.example")
+  while IFS='=' read -r key _; do unset "$key"; done < <(sed -n 's/^\(# \)\{0,1\}\([A-Z][A-Z0-9_]*\)=.*/\2=/p' "$root/.env.example")
   unset COMPOSE_FILE COMPOSE_PROFILES COMPOSE_PROJECT_NAME COMPOSE_PATH_SEPARATOR STACK_ENV_FILE DOCKER_CONTEXT
   export COMPOSE_BIN=docker-compose          # podman-stack drives docker-compose 1.29
   export COMPOSE_HTTP_TIMEOUT=300            # the api build through podman's API can be slow on 2 busy cores
