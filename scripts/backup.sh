@@ -18,16 +18,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-env_file=${STACK_ENV_FILE:-.env}
-env_get() {
-  local key=$1 val
-  if [ -n "${!key+x}" ]; then printf '%s' "${!key}"; return; fi
-  [ -f "$env_file" ] || return 0
-  val=$(sed -n "s/^[[:space:]]*$key[[:space:]]*=//p" "$env_file" | tail -n 1)
-  val=${val%$'\r'}
-  case $val in \"*\") val=${val#\"}; val=${val%\"};; \'*\') val=${val#\'}; val=${val%\'};; esac
-  printf '%s' "$val"
-}
+# shellcheck source=scripts/env.sh
+. "$root/scripts/env.sh"
 say() { echo "backup: $*"; }
 die() { echo "backup: $*" >&2; exit 1; }
 

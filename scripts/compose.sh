@@ -21,17 +21,8 @@ cd "$root"
 mode=${1:?usage: compose.sh server|dev|dev-cpu|last COMPOSE_ARGS...}
 shift
 
-env_file=${STACK_ENV_FILE:-.env}
-# KEY=value from .env without sourcing it (values may contain $, spaces, quotes)
-env_get() {
-  local key=$1 val
-  if [ -n "${!key+x}" ]; then printf '%s' "${!key}"; return; fi
-  [ -f "$env_file" ] || return 0
-  val=$(sed -n "s/^[[:space:]]*$key[[:space:]]*=//p" "$env_file" | tail -n 1)
-  val=${val%$'\r'}
-  case $val in \"*\") val=${val#\"}; val=${val%\"};; \'*\') val=${val#\'}; val=${val%\'};; esac
-  printf '%s' "$val"
-}
+# shellcheck source=scripts/env.sh
+. "$root/scripts/env.sh"
 
 if [ "$mode" = last ]; then
   mode=$(cat .stack-mode 2>/dev/null || echo server)

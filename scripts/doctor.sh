@@ -29,16 +29,8 @@ if [ -z "$mode" ]; then
 fi
 case $mode in server|dev|dev-cpu) ;; *) echo "doctor: unknown mode '$mode' (server, dev, dev-cpu)" >&2; exit 2 ;; esac
 
-env_file=${STACK_ENV_FILE:-.env}
-env_get() { # environment first, then .env (without sourcing it), like compose.sh
-  local key=$1 val
-  if [ -n "${!key+x}" ]; then printf '%s' "${!key}"; return; fi
-  [ -f "$env_file" ] || return 0
-  val=$(sed -n "s/^[[:space:]]*$key[[:space:]]*=//p" "$env_file" | tail -n 1)
-  val=${val%$'\r'}
-  case $val in \"*\") val=${val#\"}; val=${val%\"};; \'*\') val=${val#\'}; val=${val%\'};; esac
-  printf '%s' "$val"
-}
+# shellcheck source=scripts/env.sh
+. "$root/scripts/env.sh"
 
 fails=0 warns=0
 line() { # line LEVEL CHECK TEXT [FIX]

@@ -10,7 +10,7 @@ const path = require('node:path');
 const { ROOT, run, tmpDir } = require('./lib/helpers');
 
 const FILES = ['Makefile', '.env.example', 'scripts/backup.sh', 'scripts/restore.sh', 'scripts/init-env.sh',
-  'scripts/compose.sh', 'docker-compose.yml', 'docker-compose.gpu.yml', 'compose/monitoring.yml', 'compose/tunnel-named.yml'];
+  'scripts/compose.sh', 'scripts/env.sh', 'docker-compose.yml', 'docker-compose.gpu.yml', 'compose/monitoring.yml', 'compose/tunnel-named.yml'];
 function clone(env) {
   const dir = tmpDir('backup-repo-');
   for (const f of FILES) {

@@ -27,7 +27,7 @@ function scratch({ env = {}, mode = 0o600, noEnv = false } = {}) {
   const dir = tmpDir('doctor-repo-');
   fs.mkdirSync(path.join(dir, 'scripts'));
   fs.mkdirSync(path.join(dir, 'compose'));
-  for (const f of ['scripts/doctor.sh', 'scripts/up.sh', 'scripts/init-env.sh', 'scripts/compose.sh',
+  for (const f of ['scripts/doctor.sh', 'scripts/up.sh', 'scripts/init-env.sh', 'scripts/compose.sh', 'scripts/env.sh',
     'docker-compose.yml', 'compose/dev-cpu.yml', '.env.example', 'Makefile']) {
     fs.copyFileSync(path.join(ROOT, f), path.join(dir, f));
   }

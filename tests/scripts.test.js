@@ -12,7 +12,7 @@ const { ROOT, run, tmpDir } = require('./lib/helpers');
 function scratchRepo() {
   const dir = tmpDir('stack-init-');
   fs.mkdirSync(path.join(dir, 'scripts'));
-  for (const f of ['scripts/init-env.sh', 'scripts/compose.sh', 'scripts/up.sh', '.env.example', 'Makefile']) {
+  for (const f of ['scripts/init-env.sh', 'scripts/compose.sh', 'scripts/env.sh', 'scripts/up.sh', '.env.example', 'Makefile']) {
     fs.copyFileSync(path.join(ROOT, f), path.join(dir, f));
   }
   return dir;

@@ -78,7 +78,7 @@ process.stderr.write('fake docker: unexpected ' + j + '\n'); done(99);
 
 function setup(state) {
   const dir = tmpDir('upgrade-');
-  for (const f of ['scripts/upgrade.sh', 'scripts/doctor.sh', 'scripts/compose.sh', 'docker-compose.yml', '.env.example', 'Makefile']) {
+  for (const f of ['scripts/upgrade.sh', 'scripts/doctor.sh', 'scripts/compose.sh', 'scripts/env.sh', 'docker-compose.yml', '.env.example', 'Makefile']) {
     fs.mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
     fs.copyFileSync(path.join(ROOT, f), path.join(dir, f));
   }

@@ -13,7 +13,7 @@ const { ROOT, run, tmpDir } = require('../lib/helpers');
 function scratchRepo(envLines = '') {
   const dir = tmpDir('sec-bind-');
   fs.mkdirSync(path.join(dir, 'scripts'));
-  for (const f of ['scripts/init-env.sh', 'scripts/compose.sh', 'scripts/up.sh', '.env.example', 'Makefile']) {
+  for (const f of ['scripts/init-env.sh', 'scripts/compose.sh', 'scripts/env.sh', 'scripts/up.sh', '.env.example', 'Makefile']) {
     fs.copyFileSync(path.join(ROOT, f), path.join(dir, f));
   }
   assert.equal(run('make', ['-s', 'init'], { cwd: dir }).status, 0);
