@@ -14,12 +14,13 @@
  * known): a route can commit its stream headers only then, so a refusal is still a real status.
  */
 import type { Readable } from 'node:stream';
-import axios, { type AxiosError, type AxiosResponse } from 'axios';
+import type { AxiosError, AxiosResponse } from 'axios';
 import { isNetworkError } from 'axios-retry';
 import { readSse } from '../wire/openai-sse';
 import { readText } from '../wire/lines';
 import { createUpstreamHttp, requestText } from './connection';
 import { Deadline } from './deadline';
+import { isAbort } from './ollama-errors';
 import { createProxy } from './upstream-proxy';
 import { AppError, ClientClosedError, ModelNotFoundError, OllamaUnavailableError, QueueFullError, UpstreamError } from '../errors';
 import type {
@@ -137,10 +138,6 @@ export function mapOpenAiError(status: number, body: string, upstream: string, m
   if (status === 503)
     return new OllamaUnavailableError(`The upstream '${upstream}' is unavailable (503): ${msg}`, { details, ...(retryAfterS ? { retryAfterS } : {}) });
   return new UpstreamError(`The upstream '${upstream}' failed (${status}): ${msg}`, { details, hint: `See the logs of '${upstream}'.` });
-}
-
-function isAbort(err: unknown): boolean {
-  return axios.isCancel(err) || (err instanceof Error && (err.name === 'AbortError' || err.name === 'CanceledError'));
 }
 
 function upstreamTimeout(upstream: string, model: string | undefined, timeoutS: number, cause?: unknown): AppError {

@@ -46,7 +46,7 @@ describe('LaneQueue', () => {
     expect(q.activeCount).toBe(0);
   });
 
-  test('When no priority is given, then it behaves like GpuQueue: normal lane, FIFO, waitedMs on the slot', async () => {
+  test('When no priority is given, then it goes to the normal lane: FIFO, waitedMs on the slot', async () => {
     let now = 1000;
     const q = new LaneQueue(opts, () => now);
     const a = await q.acquire('m');
@@ -211,7 +211,7 @@ describe('LaneQueue', () => {
   });
 });
 
-// Normal-priority traffic: what every caller sends today (the behaviour GpuQueue had).
+// Normal-priority traffic: what every caller sends today.
 describe('LaneQueue, normal lane only', () => {
   test('When the lane is busy, then requests wait in FIFO order and get the slot on release', async () => {
     const q = new LaneQueue({ ...opts, maxConcurrent: 1, maxQueue: 4, timeoutMs: 5000 });
