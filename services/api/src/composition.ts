@@ -8,14 +8,15 @@ import { createImageFetcher, type ImageFetcher } from './clients/image-fetcher';
 import { createOllamaClient } from './clients/ollama.client';
 import type { OllamaClient } from './clients/ollama.types';
 import type { Config } from './config';
+import { DEFAULT_AGING_S } from './config/upstreams';
 import { ConfigError } from './errors';
 import type { Logger } from './logger';
 import { EmbeddingService } from './services/embedding.service';
 import { GenerationService } from './services/generation.service';
-import { GpuQueue } from './services/gpu-queue';
 import { GpuService } from './services/gpu.service';
 import { HealthService } from './services/health.service';
 import { JobStore } from './services/job-store';
+import { LaneQueue } from './services/lane-queue';
 import { Metrics } from './services/metrics';
 import { ModelAdminService } from './services/model-admin.service';
 import { ModelCatalog } from './services/model-catalog';
@@ -60,7 +61,7 @@ function dockerOrNone(config: Config, logger: Logger): DockerClient | undefined 
 
 export interface Services {
   metrics: Metrics;
-  queue: GpuQueue;
+  queue: LaneQueue;
   state: OllamaState;
   cache: ResponseCache;
   catalog: ModelCatalog;
@@ -80,12 +81,15 @@ export interface Services {
 export function createServices(config: Config, clients: Clients, logger: Logger): Services {
   const { ollama, docker, images } = clients;
   const metrics = new Metrics();
-  const queue = new GpuQueue({
+  const queue = new LaneQueue({
     maxConcurrent: config.queue.maxConcurrent,
     maxQueue: config.queue.maxQueue,
     timeoutMs: config.queue.timeoutS * 1000,
-    onSlot: (model, waitedMs) => metrics.waited(model, waitedMs / 1000),
+    // Every caller uses the normal lane so far, where aging changes nothing: the default will do
+    // until the routes pick lanes (USER_PRIORITY) and PRIORITY_AGING_S is read with them.
+    agingMs: DEFAULT_AGING_S * 1000,
   });
+  queue.onSlot = (model, waitedMs) => metrics.waited(model, waitedMs / 1000);
   metrics.observeQueue(queue);
   const state = new OllamaState();
   const cache = new ResponseCache(config.cache);

@@ -1,6 +1,7 @@
 /**
- * The only module that talks HTTP to Ollama (with its parts ollama-proxy.ts, ollama-errors.ts and
- * deadline.ts, the only ones that know axios). Every foreign error is translated into an AppError here.
+ * The only module that talks HTTP to Ollama (with its parts connection.ts, upstream-proxy.ts,
+ * ollama-errors.ts and deadline.ts, shared with openai.client.ts: the only ones that know axios).
+ * Every foreign error is translated into an AppError here.
  *
  * - One keep-alive pool for all calls (connection.ts).
  * - Generation always streams upstream (even for stream:false callers), so no byte-less wait is
@@ -13,15 +14,15 @@
  *   shouldResetTimeout: true — each retry gets the full request timeout again.
  */
 import type { Readable } from 'node:stream';
-import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
-import axiosRetry, { exponentialDelay, isNetworkError } from 'axios-retry';
+import axios, { type AxiosResponse } from 'axios';
+import { isNetworkError } from 'axios-retry';
 import { AppError, ClientClosedError, UpstreamError, UpstreamTimeoutError } from '../errors';
 import { errorText, LineSplitter, readText } from '../wire/lines';
 import { parseNdjsonLine } from '../wire/ndjson';
-import { createAgents } from './connection';
+import { createUpstreamHttp, requestText } from './connection';
 import { Deadline } from './deadline';
 import { isAbort, mapOllamaError, mapTransportError } from './ollama-errors';
-import { createProxy } from './ollama-proxy';
+import { createProxy } from './upstream-proxy';
 import type {
   OllamaChatChunk,
   OllamaChatRequest,
@@ -54,27 +55,11 @@ const RETRY_5XX = { validateStatus: (status: number) => status < 500 };
 
 export function createOllamaClient(opts: OllamaClientOptions): OllamaClient {
   const baseUrl = opts.baseUrl.replace(/\/+$/, '');
-  const { httpAgent, httpsAgent } = createAgents(opts.connectTimeoutMs ?? 2_000);
-  const http_: AxiosInstance = axios.create({
-    baseURL: baseUrl,
-    timeout: opts.requestTimeoutMs,
-    httpAgent,
-    httpsAgent,
-    validateStatus: () => true,
-    maxContentLength: Infinity,
-    maxBodyLength: Infinity,
-    // Ollama's CORS layer answers 403 to unknown origins; we never send one.
-    headers: { 'User-Agent': 'ai-local-core-api' },
-    proxy: false,
-    // Ollama never redirects; 0 makes axios use node's http directly instead of follow-redirects
-    // (about a tenth of the API's CPU per request in a profile, `make bench`).
-    maxRedirects: 0,
-  });
-
-  axiosRetry(http_, {
+  const http_ = createUpstreamHttp({
+    baseUrl,
+    requestTimeoutMs: opts.requestTimeoutMs,
+    connectTimeoutMs: opts.connectTimeoutMs,
     retries: opts.retries,
-    shouldResetTimeout: true,
-    retryDelay: (count, err) => exponentialDelay(count, err, 100),
     retryCondition: (err) => {
       const method = (err.config?.method ?? 'get').toLowerCase();
       // Connection refused means Ollama is down, not flaky: answer at once so callers fall back.
@@ -94,15 +79,7 @@ export function createOllamaClient(opts: OllamaClientOptions): OllamaClient {
   async function getJson<T>(method: 'get' | 'post' | 'delete', path: string, body?: unknown, model?: string, signal?: AbortSignal): Promise<T> {
     let res: AxiosResponse<string>;
     try {
-      res = await http_.request<string>({
-        method,
-        url: path,
-        data: body,
-        signal,
-        responseType: 'text',
-        transformResponse: (d: string) => d,
-        ...(method === 'get' ? RETRY_5XX : {}),
-      });
+      res = await requestText(http_, { method, url: path, data: body, signal, ...(method === 'get' ? RETRY_5XX : {}) });
     } catch (err) {
       if (isAbort(err)) throw new ClientClosedError();
       // A GET's 5xx after the last retry: Ollama's own answer, mapped like any other status.
@@ -198,7 +175,11 @@ export function createOllamaClient(opts: OllamaClientOptions): OllamaClient {
 
   return {
     baseUrl,
-    proxy: createProxy(http_, baseUrl),
+    proxy: createProxy(http_, {
+      accept: 'application/json, application/x-ndjson, text/event-stream',
+      timeoutError: (model, timeoutS, cause) => new UpstreamTimeoutError(model, timeoutS, { cause }),
+      transportError: (err, model, timeoutS) => mapTransportError(err, baseUrl, model, timeoutS),
+    }),
     async version(signal) {
       const r = await getJson<{ version: string }>('get', '/api/version', undefined, undefined, signal);
       return r.version;

@@ -13,21 +13,23 @@
  * `openChat` / `openGenerate` resolve once the upstream has accepted the request (its status is
  * known): a route can commit its stream headers only then, so a refusal is still a real status.
  */
-import { Readable, Transform } from 'node:stream';
-import axios, { type AxiosError, type AxiosInstance, type AxiosResponse } from 'axios';
-import axiosRetry, { exponentialDelay, isNetworkError } from 'axios-retry';
-import { createAgents } from './connection';
+import type { Readable } from 'node:stream';
+import type { AxiosError, AxiosResponse } from 'axios';
+import { isNetworkError } from 'axios-retry';
+import { readSse } from '../wire/openai-sse';
+import { readText } from '../wire/lines';
+import { createUpstreamHttp, requestText } from './connection';
+import { Deadline } from './deadline';
+import { isAbort } from './ollama-errors';
+import { createProxy } from './upstream-proxy';
 import { AppError, ClientClosedError, ModelNotFoundError, OllamaUnavailableError, QueueFullError, UpstreamError } from '../errors';
 import type {
   OllamaChatChunk,
   OllamaChatRequest,
-  OllamaEmbedRequest,
-  OllamaEmbedResponse,
+  OllamaClient,
   OllamaGenerateChunk,
   OllamaGenerateRequest,
   OllamaTag,
-  ProxyRequest,
-  ProxyResponse,
   StreamCallOptions,
 } from './ollama.types';
 import {
@@ -60,7 +62,11 @@ export interface OpenAiClientOptions {
   now?: () => number;
 }
 
-export interface OpenAiClient {
+/**
+ * chat, generate, embed and proxy keep the OllamaClient's contract (chat and generate send the
+ * request on the first iteration; proxy is the raw pass-through of the /openai/v1 surface).
+ */
+export interface OpenAiClient extends Pick<OllamaClient, 'chat' | 'generate' | 'embed' | 'proxy'> {
   readonly kind: 'openai';
   readonly name: string;
   readonly baseUrl: string;
@@ -70,70 +76,8 @@ export interface OpenAiClient {
   /** Resolves once the upstream accepted the request (2xx); then iterate for the chunks. */
   openChat(req: OllamaChatRequest, opts: StreamCallOptions): Promise<AsyncIterable<OllamaChatChunk>>;
   openGenerate(req: OllamaGenerateRequest, opts: StreamCallOptions): Promise<AsyncIterable<OllamaGenerateChunk>>;
-  /** Same as the Ollama client's: the request goes out on the first iteration. */
-  chat(req: OllamaChatRequest, opts: StreamCallOptions): AsyncIterable<OllamaChatChunk>;
-  generate(req: OllamaGenerateRequest, opts: StreamCallOptions): AsyncIterable<OllamaGenerateChunk>;
   /** One stream:false call (for servers or callers that want the whole answer at once). */
   chatOnce(req: OllamaChatRequest, opts: StreamCallOptions): Promise<OllamaChatChunk[]>;
-  embed(req: OllamaEmbedRequest, opts: StreamCallOptions): Promise<OllamaEmbedResponse>;
-  /** Raw pass-through of an OpenAI call (the /openai/v1 surface); same contract as OllamaClient.proxy. */
-  proxy(req: ProxyRequest): Promise<ProxyResponse>;
-}
-
-// ---------------------------------------------------------------------------------------------
-// SSE (self-contained so it can move to the shared wire-format module)
-// ---------------------------------------------------------------------------------------------
-
-export interface SseEvent {
-  event?: string;
-  id?: string;
-  data: string;
-}
-
-/**
- * Server-sent events from a byte stream (the WHATWG rules the OpenAI servers need): lines end in
- * \n, \r\n or \r; `:` lines are comments; `data:` lines of one event are joined with \n; a blank
- * line dispatches; one leading space after the colon is dropped; a last event without its blank
- * line is still dispatched at the end.
- */
-export async function* readSse(source: AsyncIterable<Buffer | string>): AsyncGenerator<SseEvent> {
-  let buf = '';
-  let data: string[] = [];
-  let event: string | undefined;
-  let id: string | undefined;
-  const decoder = new TextDecoder();
-  function* line(l: string): Generator<SseEvent> {
-    if (l === '') {
-      if (data.length) yield { data: data.join('\n'), ...(event ? { event } : {}), ...(id !== undefined ? { id } : {}) };
-      data = [];
-      event = undefined;
-      return;
-    }
-    if (l.startsWith(':')) return;
-    const colon = l.indexOf(':');
-    const field = colon < 0 ? l : l.slice(0, colon);
-    let value = colon < 0 ? '' : l.slice(colon + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
-    if (field === 'data') data.push(value);
-    else if (field === 'event') event = value;
-    else if (field === 'id') id = value;
-  }
-  for await (const piece of source) {
-    buf += typeof piece === 'string' ? piece : decoder.decode(piece, { stream: true });
-    let m: RegExpExecArray | null;
-    const eol = /\r\n|\r|\n/g;
-    let start = 0;
-    while ((m = eol.exec(buf)) !== null) {
-      // a \r at the very end may be the first half of \r\n: wait for the next piece
-      if (m[0] === '\r' && m.index === buf.length - 1) break;
-      yield* line(buf.slice(start, m.index));
-      start = m.index + m[0].length;
-    }
-    buf = buf.slice(start);
-  }
-  buf += decoder.decode();
-  if (buf !== '') yield* line(buf.replace(/\r$/, ''));
-  yield* line('');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -196,10 +140,6 @@ export function mapOpenAiError(status: number, body: string, upstream: string, m
   return new UpstreamError(`The upstream '${upstream}' failed (${status}): ${msg}`, { details, hint: `See the logs of '${upstream}'.` });
 }
 
-function isAbort(err: unknown): boolean {
-  return axios.isCancel(err) || (err instanceof Error && (err.name === 'AbortError' || err.name === 'CanceledError'));
-}
-
 function upstreamTimeout(upstream: string, model: string | undefined, timeoutS: number, cause?: unknown): AppError {
   return new AppError('UPSTREAM_TIMEOUT', 504, `The upstream '${upstream}' did not answer${model ? ` for '${model}'` : ''} within ${timeoutS} s`, {
     hint: `The model may be loading or '${upstream}' overloaded. Raise its timeouts in UPSTREAMS, or retry with "async": true.`,
@@ -225,48 +165,6 @@ function mapTransportError(err: unknown, upstream: string, model: string | undef
   return new UpstreamError(`Unexpected failure talking to the upstream '${upstream}'`, { cause: err, details: { upstream } });
 }
 
-async function readAll(stream: Readable): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-/** First wait `firstChunkTimeoutMs`, then `idleTimeoutMs` per `touch()`; aborts on expiry or the caller's signal. */
-class Deadline {
-  readonly controller = new AbortController();
-  timedOut = false;
-  private timer?: NodeJS.Timeout;
-  private readonly onCallerAbort = () => this.controller.abort();
-
-  constructor(private readonly opts: StreamCallOptions) {
-    if (opts.signal?.aborted) this.controller.abort();
-    opts.signal?.addEventListener('abort', this.onCallerAbort, { once: true });
-    this.arm(opts.firstChunkTimeoutMs);
-  }
-
-  arm(ms: number): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timedOut = true;
-      this.controller.abort();
-    }, ms);
-    this.timer.unref?.();
-  }
-
-  touch(): void {
-    this.arm(this.opts.idleTimeoutMs);
-  }
-
-  callerAborted(): boolean {
-    return Boolean(this.opts.signal?.aborted);
-  }
-
-  dispose(): void {
-    clearTimeout(this.timer);
-    this.opts.signal?.removeEventListener('abort', this.onCallerAbort);
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Client
 // ---------------------------------------------------------------------------------------------
@@ -281,24 +179,13 @@ export function createOpenAiClient(opts: OpenAiClientOptions): OpenAiClient {
   const baseUrl = opts.baseUrl.replace(/\/+$/, '').replace(/\/v1$/, '');
   const upstream = opts.name;
   const now = opts.now ?? Date.now;
-  const { httpAgent, httpsAgent } = createAgents(opts.connectTimeoutMs ?? 2_000);
   const auth: Record<string, string> = opts.apiKey ? { Authorization: `Bearer ${opts.apiKey}` } : {};
-  const http_: AxiosInstance = axios.create({
-    baseURL: baseUrl,
-    timeout: opts.requestTimeoutMs,
-    httpAgent,
-    httpsAgent,
-    validateStatus: () => true,
-    maxContentLength: Infinity,
-    maxBodyLength: Infinity,
-    headers: { 'User-Agent': 'ai-local-core-api', ...auth },
-    proxy: false,
-    maxRedirects: 0,
-  });
-  axiosRetry(http_, {
+  const http_ = createUpstreamHttp({
+    baseUrl,
+    requestTimeoutMs: opts.requestTimeoutMs,
+    connectTimeoutMs: opts.connectTimeoutMs,
     retries: opts.retries,
-    shouldResetTimeout: true,
-    retryDelay: (count, err) => exponentialDelay(count, err, 100),
+    headers: auth,
     retryCondition: (err) => {
       const method = (err.config?.method ?? 'get').toLowerCase();
       if (err.code === 'ECONNREFUSED') return false; // down, not flaky: let callers fall back now
@@ -318,15 +205,7 @@ export function createOpenAiClient(opts: OpenAiClientOptions): OpenAiClient {
   ): Promise<T> {
     let res: AxiosResponse<string>;
     try {
-      res = await http_.request<string>({
-        method,
-        url: path,
-        data: body,
-        signal,
-        responseType: 'text',
-        transformResponse: (d: string) => d,
-        ...(timeoutMs !== undefined ? { timeout: timeoutMs } : {}),
-      });
+      res = await requestText(http_, { method, url: path, data: body, signal, ...(timeoutMs !== undefined ? { timeout: timeoutMs } : {}) });
     } catch (err) {
       if (isAbort(err)) throw new ClientClosedError();
       throw mapTransportError(err, upstream, model, timeoutMs !== undefined ? Math.round(timeoutMs / 1000) : timeoutS);
@@ -336,6 +215,19 @@ export function createOpenAiClient(opts: OpenAiClientOptions): OpenAiClient {
       return JSON.parse(res.data) as T;
     } catch (err) {
       throw new UpstreamError(`The upstream '${upstream}' sent invalid JSON on ${path}`, { cause: err, details: { upstream } });
+    }
+  }
+
+  /** One non-streamed POST under the call's Deadline (its first-chunk timeout bounds the whole answer). */
+  async function oneCall<T>(path: string, body: unknown, model: string, o: StreamCallOptions): Promise<T> {
+    const deadline = new Deadline(o);
+    try {
+      return await getJson<T>('post', path, body, model, deadline.controller.signal, 0);
+    } catch (err) {
+      if (deadline.timedOut) throw upstreamTimeout(upstream, model, Math.round(o.firstChunkTimeoutMs / 1000), err);
+      throw err;
+    } finally {
+      deadline.dispose();
     }
   }
 
@@ -366,7 +258,7 @@ export function createOpenAiClient(opts: OpenAiClientOptions): OpenAiClient {
     }
     if (res.status >= 400) {
       try {
-        const text = await readAll(res.data).catch(() => '');
+        const text = await readText(res.data).catch(() => '');
         throw mapOpenAiError(res.status, text, upstream, model, res.headers?.['retry-after'] as string | undefined);
       } finally {
         deadline.dispose();
@@ -467,78 +359,6 @@ export function createOpenAiClient(opts: OpenAiClientOptions): OpenAiClient {
     };
   }
 
-  /**
-   * Raw pass-through: only our headers (and the Bearer key) go out; the Deadline bounds the wait
-   * for the headers, then each gap between body chunks; destroying the body aborts the request.
-   */
-  async function proxy(r: ProxyRequest): Promise<ProxyResponse> {
-    const deadline = new Deadline({ signal: r.signal, firstChunkTimeoutMs: r.firstByteTimeoutMs, idleTimeoutMs: r.idleTimeoutMs });
-    const raw = r.body instanceof Readable;
-    const headers: Record<string, string> = { Accept: 'application/json, text/event-stream', 'Accept-Encoding': 'identity', ...r.headers, ...auth };
-    if (r.body !== undefined && !raw) headers['Content-Type'] = 'application/json';
-    let res: AxiosResponse<Readable>;
-    try {
-      res = await http_.request<Readable>({
-        method: r.method,
-        url: r.path,
-        data: r.body,
-        headers,
-        responseType: 'stream',
-        decompress: false,
-        signal: deadline.controller.signal,
-        timeout: 0,
-        ...(raw ? { 'axios-retry': { retries: 0 } } : {}),
-      });
-    } catch (err) {
-      deadline.dispose();
-      if (deadline.timedOut) throw upstreamTimeout(upstream, r.model, Math.round(r.firstByteTimeoutMs / 1000), err);
-      if (deadline.callerAborted() || isAbort(err)) throw new ClientClosedError();
-      throw mapTransportError(err, upstream, r.model, Math.round(r.firstByteTimeoutMs / 1000));
-    }
-    deadline.touch();
-    const src = res.data;
-    const tap = new Transform({
-      transform(chunk, _enc, cb) {
-        deadline.touch();
-        cb(null, chunk);
-      },
-    });
-    const idleS = Math.round(r.idleTimeoutMs / 1000);
-    let settled = false;
-    const settle = (err?: AppError) => {
-      if (settled) return;
-      settled = true;
-      deadline.dispose();
-      deadline.controller.signal.removeEventListener('abort', onAbort);
-      if (err) {
-        deadline.controller.abort();
-        tap.destroy(err);
-      }
-    };
-    const reason = (err?: unknown): AppError => {
-      if (deadline.timedOut) return upstreamTimeout(upstream, r.model, idleS, err);
-      if (deadline.callerAborted() || isAbort(err)) return new ClientClosedError();
-      return mapTransportError(err, upstream, r.model, idleS);
-    };
-    const onAbort = () => settle(reason());
-    deadline.controller.signal.addEventListener('abort', onAbort, { once: true });
-    src.on('error', (err) => settle(err instanceof AppError ? err : reason(err)));
-    src.on('end', () => settle());
-    tap.on('close', () => {
-      if (!src.readableEnded) {
-        settle();
-        deadline.controller.abort();
-        src.destroy();
-      }
-    });
-    src.pipe(tap);
-    const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(res.headers ?? {})) {
-      if (v !== undefined && v !== null) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : String(v);
-    }
-    return { status: res.status, headers: out, body: tap };
-  }
-
   const client: OpenAiClient = {
     kind: 'openai',
     name: upstream,
@@ -555,46 +375,21 @@ export function createOpenAiClient(opts: OpenAiClientOptions): OpenAiClient {
     chat: (req, o) => lazy(() => openChat(req, o)),
     generate: (req, o) => lazy(() => openGenerate(req, o)),
     async chatOnce(req, o) {
-      const deadline = new Deadline(o);
       const sentAt = now();
-      try {
-        const r = await getJson<OpenAiChatCompletion>(
-          'post',
-          '/v1/chat/completions',
-          toOpenAiChatRequest(req, false).body,
-          req.model,
-          deadline.controller.signal,
-          0,
-        );
-        return chatCompletionToChunks(r, req.model, { sentAt, endedAt: now() });
-      } catch (err) {
-        if (deadline.timedOut) throw upstreamTimeout(upstream, req.model, Math.round(o.firstChunkTimeoutMs / 1000), err);
-        throw err;
-      } finally {
-        deadline.dispose();
-      }
+      const r = await oneCall<OpenAiChatCompletion>('/v1/chat/completions', toOpenAiChatRequest(req, false).body, req.model, o);
+      return chatCompletionToChunks(r, req.model, { sentAt, endedAt: now() });
     },
     async embed(req, o) {
-      const deadline = new Deadline(o);
       const sentAt = now();
-      try {
-        const r = await getJson<OpenAiEmbeddingResponse>(
-          'post',
-          '/v1/embeddings',
-          toOpenAiEmbeddingRequest(req).body,
-          req.model,
-          deadline.controller.signal,
-          0,
-        );
-        return embeddingsToOllama(r, req.model, now() - sentAt);
-      } catch (err) {
-        if (deadline.timedOut) throw upstreamTimeout(upstream, req.model, Math.round(o.firstChunkTimeoutMs / 1000), err);
-        throw err;
-      } finally {
-        deadline.dispose();
-      }
+      const r = await oneCall<OpenAiEmbeddingResponse>('/v1/embeddings', toOpenAiEmbeddingRequest(req).body, req.model, o);
+      return embeddingsToOllama(r, req.model, now() - sentAt);
     },
-    proxy,
+    proxy: createProxy(http_, {
+      accept: 'application/json, text/event-stream',
+      headers: auth,
+      timeoutError: (model, timeoutS, cause) => upstreamTimeout(upstream, model, timeoutS, cause),
+      transportError: (err, model, timeoutS) => mapTransportError(err, upstream, model, timeoutS),
+    }),
   };
   return client;
 }

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Router } from 'express';
-import type { GpuQueue } from '../services/gpu-queue';
+import type { LaneQueue } from '../services/lane-queue';
 import type { GpuService } from '../services/gpu.service';
 import type { HealthService } from '../services/health.service';
 import { loadedModel } from '../services/loaded-model';
@@ -20,7 +20,7 @@ export interface DashboardDeps {
   gpu: GpuService;
   health: HealthService;
   catalog: ModelCatalog;
-  queue: GpuQueue;
+  queue: LaneQueue;
   metrics: Metrics;
 }
 

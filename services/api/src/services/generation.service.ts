@@ -8,7 +8,7 @@ import { UpstreamError } from '../errors';
 import type { OllamaChatChunk, OllamaClient, OllamaGenerateChunk, OllamaMessage, OllamaMetrics, StreamCallOptions } from '../clients/ollama.types';
 import type { ModelCatalog } from './model-catalog';
 import { timeoutsFor } from './model-timeouts';
-import type { GpuQueue, Slot, Ticket } from './gpu-queue';
+import type { LaneQueue, Slot, Ticket } from './lane-queue';
 import type { OllamaState } from './ollama-state';
 import type { Metrics } from './metrics';
 
@@ -79,7 +79,7 @@ export interface GenerationDeps {
   config: Config;
   ollama: OllamaClient;
   catalog: ModelCatalog;
-  queue: GpuQueue;
+  queue: LaneQueue;
   state: OllamaState;
   metrics?: Metrics;
   /** Called when a generation starts (the warm keeper's idle clock). */

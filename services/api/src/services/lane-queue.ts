@@ -1,8 +1,12 @@
 /**
- * The queue of one upstream, with priority lanes. A drop-in superset of GpuQueue: one queue per
- * model, `maxConcurrent` running, the same two-phase admission (`admit()` throws QUEUE_FULL at once
- * or returns a ticket whose slot resolves later, rejects on QUEUE_TIMEOUT or when the caller's signal
- * aborts), plus:
+ * The GPU queue, with priority lanes. Ollama serves OLLAMA_NUM_PARALLEL requests at a time *per
+ * loaded model* and queues the rest without a bound (docs/ollama-contract.md, Timing), so
+ * back-pressure lives here: one queue per model, `maxConcurrent` running, up to `maxQueue` waiting.
+ *
+ * Admission is two-phase so a streaming route can refuse at once (503 QUEUE_FULL, a real status) and
+ * yet send its headers before the wait: `admit()` throws or returns a ticket; `ticket.slot` resolves
+ * when a slot is free, rejects on QUEUE_TIMEOUT or when the caller's signal aborts (the caller left).
+ * On top of that:
  *
  * - Three lanes, high → normal → low, FIFO within a lane. `maxQueue` holds per lane and counts the
  *   lane a request was admitted to, so a flood of low requests can never refuse a high one.
@@ -18,7 +22,6 @@ import { PRIORITIES, type Priority } from '../config/upstreams';
 
 export type { Priority };
 
-// Structurally the same as GpuQueue's types (no import: gpu-queue.ts goes away when this replaces it).
 export interface LaneQueueOptions {
   maxConcurrent: number;
   /** Per lane. */
@@ -119,8 +122,10 @@ export class LaneQueue {
     const lane = q.waiting[rank];
     if (lane.length >= this.opts.maxQueue) {
       q.counters[priority].refused++;
+      // Normal traffic keeps the message callers already match on; the other lanes name theirs.
+      const which = priority === 'normal' ? 'queue' : `${priority}-priority queue`;
       throw new QueueFullError(
-        `The ${priority}-priority queue for '${model}' is full (${q.active} running, ${lane.length} waiting in this lane)`,
+        `The ${which} for '${model}' is full (${q.active} running, ${lane.length} waiting${priority === 'normal' ? '' : ' in this lane'})`,
         this.estimateWaitS(model, this.aheadOf(q, rank) + 1),
         { details: { model, priority, running: q.active, queued: lane.length } },
       );

@@ -4,7 +4,7 @@
  * Also keeps the short in-memory history the status page shows (recent errors, request rate).
  */
 import client from 'prom-client';
-import type { LaneStats } from './gpu-queue';
+import type { LaneStats } from './lane-queue';
 
 /** What the queue gauges read at each scrape. */
 export interface QueueView {

@@ -9,7 +9,7 @@ import { finished } from 'node:stream';
 import type { Config } from '../config';
 import type { OllamaClient, ProxyRequest, ProxyResponse } from '../clients/ollama.types';
 import type { Admission, GenerationService } from './generation.service';
-import type { Slot } from './gpu-queue';
+import type { Slot } from './lane-queue';
 import type { Metrics } from './metrics';
 import type { ModelCatalog } from './model-catalog';
 import type { OllamaState } from './ollama-state';

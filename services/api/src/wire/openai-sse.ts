@@ -1,6 +1,7 @@
 /**
- * Ollama's OpenAI-compatible wire format: server-sent events `data: {json}`, a blank line after
- * each, `data: [DONE]` at the end; an error after the status line is an event `data: {"error":…}`.
+ * The OpenAI wire format (Ollama's /v1 and the OpenAI-compatible upstreams): server-sent events
+ * `data: {json}`, a blank line after each, `data: [DONE]` at the end; an error after the status line
+ * is an event `data: {"error":…}`.
  */
 import type { Readable } from 'node:stream';
 import { UpstreamError } from '../errors';
@@ -98,4 +99,56 @@ function mergeToolCall(toolCalls: Array<Record<string, unknown>>, tc: Record<str
   const fn = (prev.function ?? {}) as Record<string, unknown>;
   const more = (tc.function ?? {}) as Record<string, unknown>;
   prev.function = { ...fn, arguments: `${argumentsText(fn.arguments)}${argumentsText(more.arguments)}` };
+}
+
+export interface SseEvent {
+  event?: string;
+  id?: string;
+  data: string;
+}
+
+/**
+ * Server-sent events from a byte stream (the WHATWG rules the OpenAI servers need): lines end in
+ * \n, \r\n or \r; `:` lines are comments; `data:` lines of one event are joined with \n; a blank
+ * line dispatches; one leading space after the colon is dropped; a last event without its blank
+ * line is still dispatched at the end.
+ */
+export async function* readSse(source: AsyncIterable<Buffer | string>): AsyncGenerator<SseEvent> {
+  let buf = '';
+  let data: string[] = [];
+  let event: string | undefined;
+  let id: string | undefined;
+  const decoder = new TextDecoder();
+  function* line(l: string): Generator<SseEvent> {
+    if (l === '') {
+      if (data.length) yield { data: data.join('\n'), ...(event ? { event } : {}), ...(id !== undefined ? { id } : {}) };
+      data = [];
+      event = undefined;
+      return;
+    }
+    if (l.startsWith(':')) return;
+    const colon = l.indexOf(':');
+    const field = colon < 0 ? l : l.slice(0, colon);
+    let value = colon < 0 ? '' : l.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'data') data.push(value);
+    else if (field === 'event') event = value;
+    else if (field === 'id') id = value;
+  }
+  for await (const piece of source) {
+    buf += typeof piece === 'string' ? piece : decoder.decode(piece, { stream: true });
+    let m: RegExpExecArray | null;
+    const eol = /\r\n|\r|\n/g;
+    let start = 0;
+    while ((m = eol.exec(buf)) !== null) {
+      // a \r at the very end may be the first half of \r\n: wait for the next piece
+      if (m[0] === '\r' && m.index === buf.length - 1) break;
+      yield* line(buf.slice(start, m.index));
+      start = m.index + m[0].length;
+    }
+    buf = buf.slice(start);
+  }
+  buf += decoder.decode();
+  if (buf !== '') yield* line(buf.replace(/\r$/, ''));
+  yield* line('');
 }

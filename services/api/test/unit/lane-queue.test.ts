@@ -1,5 +1,4 @@
 import { ClientClosedError, QueueFullError, QueueTimeoutError, ServiceShuttingDownError } from '../../src/errors';
-import type { GpuQueue } from '../../src/services/gpu-queue';
 import { LaneQueue, type LaneSlot, type Priority } from '../../src/services/lane-queue';
 
 const opts = { maxConcurrent: 1, maxQueue: 4, timeoutMs: 5000, agingMs: 0 };
@@ -47,7 +46,7 @@ describe('LaneQueue', () => {
     expect(q.activeCount).toBe(0);
   });
 
-  test('When no priority is given, then it behaves like GpuQueue: normal lane, FIFO, waitedMs on the slot', async () => {
+  test('When no priority is given, then it goes to the normal lane: FIFO, waitedMs on the slot', async () => {
     let now = 1000;
     const q = new LaneQueue(opts, () => now);
     const a = await q.acquire('m');
@@ -194,18 +193,120 @@ describe('LaneQueue', () => {
     emb.release();
   });
 
-  test('When existing code holds a GpuQueue, then a LaneQueue fits in its place (same calls, same shapes)', async () => {
-    // Compile-time: GpuQueue's public API (onSlot set by metrics with two parameters) accepts a LaneQueue.
-    const asGpu: Pick<GpuQueue, 'admit' | 'acquire' | 'estimateWaitS' | 'stats' | 'activeCount' | 'queuedCount' | 'drain' | 'rejectWaiting'> = new LaneQueue(
-      opts,
-    );
-    const lq = new LaneQueue(opts);
-    const waits: number[] = [];
-    lq.onSlot = (_model: string, waitedMs: number) => waits.push(waitedMs);
-    const s = await asGpu.acquire('m');
-    expect(asGpu.stats()).toEqual([expect.objectContaining({ model: 'm', active: 1, queued: 0, avgDurationMs: null })]);
+  test('When metrics set onSlot with two parameters, then it gets the model and the wait of each slot', async () => {
+    let now = 0;
+    const lq = new LaneQueue(opts, () => now);
+    const waits: Array<[string, number]> = [];
+    lq.onSlot = (model: string, waitedMs: number) => waits.push([model, waitedMs]);
+    const s = await lq.acquire('m');
+    expect(lq.stats()).toEqual([expect.objectContaining({ model: 'm', active: 1, queued: 0, avgDurationMs: null })]);
+    const next = lq.acquire('m');
+    now += 300;
     s.release();
-    (await lq.acquire('m')).release();
-    expect(waits).toEqual([0]);
+    (await next).release();
+    expect(waits).toEqual([
+      ['m', 0],
+      ['m', 300],
+    ]);
+  });
+});
+
+// Normal-priority traffic: what every caller sends today.
+describe('LaneQueue, normal lane only', () => {
+  test('When the lane is busy, then requests wait in FIFO order and get the slot on release', async () => {
+    const q = new LaneQueue({ ...opts, maxConcurrent: 1, maxQueue: 4, timeoutMs: 5000 });
+    const first = await q.acquire('m');
+    const order: number[] = [];
+    const waits = [1, 2, 3].map((n) =>
+      q.acquire('m').then((s) => {
+        order.push(n);
+        return s;
+      }),
+    );
+    expect(q.stats()).toEqual([
+      {
+        model: 'm',
+        active: 1,
+        queued: 3,
+        avgDurationMs: null,
+        lanes: {
+          high: { queued: 0, served: 0, aged: 0, refused: 0 },
+          normal: { queued: 3, served: 1, aged: 0, refused: 0 },
+          low: { queued: 0, served: 0, aged: 0, refused: 0 },
+        },
+      },
+    ]);
+    first.release();
+    (await waits[0]).release();
+    (await waits[1]).release();
+    (await waits[2]).release();
+    expect(order).toEqual([1, 2, 3]);
+    expect(q.activeCount).toBe(0);
+  });
+
+  test('When lanes differ, then an embedding never waits behind a generation on another model', async () => {
+    const q = new LaneQueue({ ...opts, maxConcurrent: 1, maxQueue: 0, timeoutMs: 1000 });
+    const gen = await q.acquire('llama3.1:8b');
+    const emb = await q.acquire('nomic-embed-text');
+    expect(emb.waitedMs).toBe(0);
+    gen.release();
+    emb.release();
+  });
+
+  test('When the queue is full, then admit throws QUEUE_FULL at once with a Retry-After from recent durations', async () => {
+    let now = 0;
+    const q = new LaneQueue({ ...opts, maxConcurrent: 1, maxQueue: 1, timeoutMs: 60_000 }, () => now);
+    const a = await q.acquire('m');
+    now += 8_000; // one request that took 8 s
+    a.release();
+    const b = await q.acquire('m');
+    q.admit('m');
+    let err: unknown;
+    try {
+      q.admit('m');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(QueueFullError);
+    expect((err as QueueFullError).status).toBe(503);
+    expect((err as QueueFullError).message).toBe("The queue for 'm' is full (1 running, 1 waiting)");
+    expect((err as QueueFullError).details).toEqual({ model: 'm', priority: 'normal', running: 1, queued: 1 });
+    // two requests ahead at ~8 s each, one at a time
+    expect((err as QueueFullError).retryAfterS).toBe(16);
+    b.release();
+  });
+
+  test('When a waiter times out, then it gets QUEUE_TIMEOUT and leaves the queue', async () => {
+    const q = new LaneQueue({ ...opts, maxConcurrent: 1, maxQueue: 2, timeoutMs: 50 });
+    const held = await q.acquire('m');
+    await expect(q.acquire('m')).rejects.toBeInstanceOf(QueueTimeoutError);
+    expect(q.queuedCount).toBe(0);
+    held.release();
+  });
+
+  test('When the caller aborts while waiting, then it leaves the queue and the next one moves up', async () => {
+    const q = new LaneQueue({ ...opts, maxConcurrent: 1, maxQueue: 2, timeoutMs: 5000 });
+    const held = await q.acquire('m');
+    const ctrl = new AbortController();
+    const leaving = q.acquire('m', ctrl.signal);
+    const staying = q.acquire('m');
+    ctrl.abort();
+    await expect(leaving).rejects.toBeInstanceOf(ClientClosedError);
+    expect(q.queuedCount).toBe(1);
+    held.release();
+    const s = await staying;
+    expect(q.activeCount).toBe(1);
+    s.release();
+  });
+
+  test('When draining, then it resolves once the running request releases', async () => {
+    const q = new LaneQueue({ ...opts, maxConcurrent: 2, maxQueue: 2, timeoutMs: 5000 });
+    const s = await q.acquire('m');
+    const drained = q.drain(2000);
+    setTimeout(() => s.release(), 20);
+    await expect(drained).resolves.toBe(true);
+    const s2 = await q.acquire('m');
+    await expect(q.drain(20)).resolves.toBe(false);
+    s2.release();
   });
 });

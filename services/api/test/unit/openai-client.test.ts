@@ -4,7 +4,8 @@
  */
 import { Readable } from 'node:stream';
 import { AppError } from '../../src/errors';
-import { createOpenAiClient, mapOpenAiError, readSse, type OpenAiClient } from '../../src/clients/openai.client';
+import { createOpenAiClient, mapOpenAiError, type OpenAiClient } from '../../src/clients/openai.client';
+import { readSse } from '../../src/wire/openai-sse';
 import type { OllamaChatChunk, StreamCallOptions } from '../../src/clients/ollama.types';
 import { FakeOpenAi } from '../fakes/fake-openai';
 

@@ -1,7 +1,7 @@
 /** The inference answers of the standard client surfaces (/ollama, /openai/v1), streamed or collected. */
 import type { Response } from 'express';
 import type { Admission } from '../../services/generation.service';
-import type { Slot } from '../../services/gpu-queue';
+import type { Slot } from '../../services/lane-queue';
 import type { PassthroughService, UpstreamCall } from '../../services/passthrough.service';
 import { readText } from '../../wire/lines';
 import { lastObjectWithUsage, type CollectedStream } from '../../wire/ndjson';

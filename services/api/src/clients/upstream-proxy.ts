@@ -1,26 +1,31 @@
 import { Readable, Transform } from 'node:stream';
 import type { AxiosInstance, AxiosResponse } from 'axios';
-import { AppError, ClientClosedError, UpstreamTimeoutError } from '../errors';
+import { AppError, ClientClosedError } from '../errors';
 import { Deadline } from './deadline';
-import { isAbort, mapTransportError } from './ollama-errors';
+import { isAbort } from './ollama-errors';
 import type { ProxyRequest, ProxyResponse } from './ollama.types';
 
+/** What differs between the upstream kinds: what we accept, our own headers, how failures read. */
+export interface ProxyOptions {
+  accept: string;
+  /** Sent after the caller's (so they win): the OpenAI upstream's Bearer key. */
+  headers?: Record<string, string>;
+  timeoutError(model: string | undefined, timeoutS: number, cause?: unknown): AppError;
+  transportError(err: unknown, model: string | undefined, timeoutS: number): AppError;
+}
+
 /**
- * The Ollama client's raw pass-through, on its axios instance. Only our own headers go out (never
+ * An upstream client's raw pass-through, on its axios instance. Only our own headers go out (never
  * the caller's Origin, Host, Authorization or Cookie: Ollama answers 403 with an empty body to
  * unknown origins). The Deadline bounds the wait for the headers, then each gap between two body
  * chunks; leaving the body unread and destroying it aborts the upstream request.
  */
-export function createProxy(http_: AxiosInstance, baseUrl: string): (r: ProxyRequest) => Promise<ProxyResponse> {
+export function createProxy(http_: AxiosInstance, o: ProxyOptions): (r: ProxyRequest) => Promise<ProxyResponse> {
   return async function proxy(r: ProxyRequest): Promise<ProxyResponse> {
     const deadline = new Deadline({ signal: r.signal, firstChunkTimeoutMs: r.firstByteTimeoutMs, idleTimeoutMs: r.idleTimeoutMs });
     const raw = r.body instanceof Readable;
     // identity: the bytes are passed on as they are, without a Content-Encoding of their own.
-    const headers: Record<string, string> = {
-      Accept: 'application/json, application/x-ndjson, text/event-stream',
-      'Accept-Encoding': 'identity',
-      ...r.headers,
-    };
+    const headers: Record<string, string> = { Accept: o.accept, 'Accept-Encoding': 'identity', ...r.headers, ...o.headers };
     if (r.body !== undefined && !raw) headers['Content-Type'] = 'application/json';
     let res: AxiosResponse<Readable>;
     try {
@@ -33,14 +38,14 @@ export function createProxy(http_: AxiosInstance, baseUrl: string): (r: ProxyReq
         decompress: false,
         signal: deadline.controller.signal,
         timeout: 0, // the Deadline bounds the wait instead (a cold load sends no byte for a while)
-        // A byte stream cannot be replayed; a JSON body keeps the dead-pooled-socket retry (ollama.client.ts).
+        // A byte stream cannot be replayed; a JSON body keeps the client's dead-pooled-socket retry.
         ...(raw ? { 'axios-retry': { retries: 0 } } : {}),
       });
     } catch (err) {
       deadline.dispose();
-      if (deadline.timedOut) throw new UpstreamTimeoutError(r.model, Math.round(r.firstByteTimeoutMs / 1000), { cause: err });
+      if (deadline.timedOut) throw o.timeoutError(r.model, Math.round(r.firstByteTimeoutMs / 1000), err);
       if (deadline.callerAborted() || isAbort(err)) throw new ClientClosedError();
-      throw mapTransportError(err, baseUrl, r.model, Math.round(r.firstByteTimeoutMs / 1000));
+      throw o.transportError(err, r.model, Math.round(r.firstByteTimeoutMs / 1000));
     }
     deadline.touch();
 
@@ -65,9 +70,9 @@ export function createProxy(http_: AxiosInstance, baseUrl: string): (r: ProxyReq
     };
     // Our reason wins over axios's generic "canceled" (which it raises from the same abort event).
     const reason = (err?: unknown): AppError => {
-      if (deadline.timedOut) return new UpstreamTimeoutError(r.model, idleS, { cause: err });
+      if (deadline.timedOut) return o.timeoutError(r.model, idleS, err);
       if (deadline.callerAborted() || isAbort(err)) return new ClientClosedError();
-      return mapTransportError(err, baseUrl, r.model, idleS);
+      return o.transportError(err, r.model, idleS);
     };
     const onAbort = () => settle(reason());
     deadline.controller.signal.addEventListener('abort', onAbort, { once: true });
