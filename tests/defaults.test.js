@@ -23,9 +23,12 @@ const PER_COMBINATION = {
   HOST: 'the container listens on every interface',
   TRUST_PROXY: 'nginx is the one proxy in front',
   DOCKER_HOST: 'the socket proxy, never the raw socket',
+  PROMETHEUS_URL: 'compose/monitoring.yml: its own Prometheus, only when monitoring is on',
 };
+/** api keys another service reads too, with its own `${KEY:-default}` (the model-puller pulls MODELS): that default must be config.ts's */
+const SHARED = ['MODELS'];
 /** the same, in the dev files only: the DEV_* models and Ollama.app's address */
-const PER_DEV = ['OLLAMA_BASE_URL', 'MODEL_DEFAULT', 'MODEL_VISION', 'MODEL_ALIASES', 'MODEL_TIMEOUTS'];
+const PER_DEV = ['OLLAMA_BASE_URL', 'MODEL_DEFAULT', 'MODEL_VISION', 'MODEL_ALIASES', 'MODEL_TIMEOUTS', 'MODELS'];
 /** api keys .env.example sets to something other than the api's default (make init ships them) */
 const SHIPPED = {
   MODEL_TIMEOUTS: /default: none/, // per-model timeouts for the models of MODELS
@@ -105,6 +108,10 @@ test('.env.example documents every api key once, with config.ts\'s default', () 
 test('the compose files pass the api\'s settings without restating a default', () => {
   const wrong = [];
   for (const { file, name, op, value } of interpolations(COMPOSE_FILES)) {
+    if (SHARED.includes(name) && op.endsWith('-') && value !== '') {
+      if (value !== DEFAULTS[name]) wrong.push(`${file}: \${${name}${op}${value}} differs from the api's default "${DEFAULTS[name]}"`);
+      continue;
+    }
     if (API_KEYS.includes(name) && op.endsWith('-') && value !== '') wrong.push(`${file}: \${${name}${op}${value}} restates the api's default (write \${${name}:-})`);
   }
   for (const file of COMPOSE_FILES) {

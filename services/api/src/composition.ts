@@ -19,6 +19,7 @@ import { JobStore } from './services/job-store';
 import { Metrics } from './services/metrics';
 import { ModelAdminService } from './services/model-admin.service';
 import { ModelCatalog } from './services/model-catalog';
+import { MonitoringGauges } from './services/monitoring-gauges';
 import { OllamaContainerService } from './services/ollama-container.service';
 import { OllamaState } from './services/ollama-state';
 import { PassthroughService } from './services/passthrough.service';
@@ -102,5 +103,8 @@ export function createServices(config: Config, clients: Clients, logger: Logger)
   const containers = new OllamaContainerService({ config, ollama, docker, state, catalog, health, logger });
   const models = new ModelAdminService({ config, ollama, state, catalog, health, logger });
   const gpu = new GpuService(() => containers.ollamaContainer());
+  new MonitoringGauges({ health, catalog, containers, models: config.monitoring.models, modelsVolumePath: config.monitoring.modelsVolumePath }).register(
+    metrics.registry,
+  );
   return { metrics, queue, state, cache, catalog, warm, health, generation, structured, embeddings, jobs, waldus, passthrough, containers, models, gpu };
 }
