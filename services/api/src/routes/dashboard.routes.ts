@@ -11,6 +11,7 @@ import type { HealthService } from '../services/health.service';
 import { loadedModel } from '../services/loaded-model';
 import type { Metrics } from '../services/metrics';
 import type { ModelCatalog } from '../services/model-catalog';
+import type { PrometheusView } from '../services/prometheus-view';
 
 const STATIC = path.join(__dirname, 'static');
 const page = readFileSync(path.join(STATIC, 'status.html'), 'utf8');
@@ -22,6 +23,7 @@ export interface DashboardDeps {
   catalog: ModelCatalog;
   queue: GpuQueue;
   metrics: Metrics;
+  prometheus: PrometheusView;
 }
 
 export function dashboardRoutes(d: DashboardDeps): Router {
@@ -32,7 +34,13 @@ export function dashboardRoutes(d: DashboardDeps): Router {
   });
 
   router.get('/status.json', async (_req, res) => {
-    const [ready, running, gpu] = await Promise.all([d.health.readiness(), d.catalog.running().catch(() => []), d.gpu.read()]);
+    const [ready, running, gpu, energy, alerts] = await Promise.all([
+      d.health.readiness(),
+      d.catalog.running().catch(() => []),
+      d.gpu.read(),
+      d.prometheus.energy(),
+      d.prometheus.alerts(),
+    ]);
     res.setHeader('Cache-Control', 'no-store');
     res.json({
       ready,
@@ -44,8 +52,24 @@ export function dashboardRoutes(d: DashboardDeps): Router {
       queue: d.queue.stats(),
       requestRatePerS: d.metrics.requestRate(),
       recentErrors: d.metrics.errorsRecent(),
+      energy,
+      alerts,
       at: new Date().toISOString(),
     });
+  });
+
+  // The status page's charts: the last 24 h of allowlisted series (?series=requests,gpu_power)
+  router.get('/history', async (req, res) => {
+    const raw = typeof req.query.series === 'string' ? req.query.series : '';
+    res.setHeader('Cache-Control', 'no-store');
+    res.json(
+      await d.prometheus.history(
+        raw
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      ),
+    );
   });
 
   router.get('/status.js', (_req, res) => {
