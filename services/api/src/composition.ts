@@ -87,6 +87,7 @@ export interface Services {
   models: ModelAdminService;
   gpu: GpuService;
   prometheus: PrometheusView;
+  gauges: MonitoringGauges;
 }
 
 export function createServices(config: Config, clients: Clients, logger: Logger): Services {
@@ -114,9 +115,8 @@ export function createServices(config: Config, clients: Clients, logger: Logger)
   const containers = new OllamaContainerService({ config, ollama, docker, state, catalog, health, logger });
   const models = new ModelAdminService({ config, ollama, state, catalog, health, logger });
   const gpu = new GpuService(() => containers.ollamaContainer());
-  new MonitoringGauges({ health, catalog, containers, models: config.monitoring.models, modelsVolumePath: config.monitoring.modelsVolumePath }).register(
-    metrics.registry,
-  );
+  const gauges = new MonitoringGauges({ health, catalog, containers, models: config.monitoring.models, modelsVolumePath: config.monitoring.modelsVolumePath });
+  gauges.register(metrics.registry);
   const prometheus = new PrometheusView(clients.prometheus);
   prometheus.register(metrics.registry);
   return {
@@ -137,5 +137,6 @@ export function createServices(config: Config, clients: Clients, logger: Logger)
     models,
     gpu,
     prometheus,
+    gauges,
   };
 }

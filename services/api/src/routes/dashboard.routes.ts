@@ -11,6 +11,7 @@ import type { HealthService } from '../services/health.service';
 import { loadedModel } from '../services/loaded-model';
 import type { Metrics } from '../services/metrics';
 import type { ModelCatalog } from '../services/model-catalog';
+import type { MonitoringGauges } from '../services/monitoring-gauges';
 import type { PrometheusView } from '../services/prometheus-view';
 
 const STATIC = path.join(__dirname, 'static');
@@ -24,6 +25,7 @@ export interface DashboardDeps {
   queue: GpuQueue;
   metrics: Metrics;
   prometheus: PrometheusView;
+  gauges: MonitoringGauges;
 }
 
 export function dashboardRoutes(d: DashboardDeps): Router {
@@ -41,6 +43,8 @@ export function dashboardRoutes(d: DashboardDeps): Router {
       d.prometheus.energy(),
       d.prometheus.alerts(),
     ]);
+    const snap = await d.gauges.current();
+    const known = (v: number) => (Number.isFinite(v) ? v : null);
     res.setHeader('Cache-Control', 'no-store');
     res.json({
       ready,
@@ -54,6 +58,12 @@ export function dashboardRoutes(d: DashboardDeps): Router {
       recentErrors: d.metrics.errorsRecent(),
       energy,
       alerts,
+      host: {
+        memoryTotalBytes: known(snap.memTotalBytes),
+        memoryAvailableBytes: known(snap.memAvailableBytes),
+        modelsVolumeFreeBytes: known(snap.volumeFreeBytes),
+        models: Object.fromEntries([...snap.present].map(([m, v]) => [m, Number.isNaN(v) ? null : v === 1])),
+      },
       at: new Date().toISOString(),
     });
   });

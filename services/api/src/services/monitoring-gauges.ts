@@ -28,7 +28,7 @@ export interface MonitoringGaugeDeps {
   now?: () => number;
 }
 
-interface Snapshot {
+export interface Snapshot {
   ollamaUp: number;
   restartCount: number;
   oomKilled: number;
