@@ -121,6 +121,7 @@ test('the compose files pass the api\'s settings without restating a default', (
       if (!m || !API_KEYS.includes(m[1])) continue;
       const [, key, value] = m;
       if (value === `\${${key}:-}` || value.startsWith(`\${${key}:?`)) continue;
+      if (SHARED.includes(key) && value === `\${${key}:-${DEFAULTS[key]}}`) continue;
       if (PER_COMBINATION[key] || (dev && PER_DEV.includes(key))) continue;
       wrong.push(`${file}: ${key}: ${value} (pass \${${key}:-}; the default is config.ts's)`);
     }
