@@ -23,9 +23,12 @@ const PER_COMBINATION = {
   HOST: 'the container listens on every interface',
   TRUST_PROXY: 'nginx is the one proxy in front',
   DOCKER_HOST: 'the socket proxy, never the raw socket',
+  PROMETHEUS_URL: 'compose/monitoring.yml: its own Prometheus, only when monitoring is on',
 };
+/** api keys another service reads too, with its own `${KEY:-default}` (the model-puller pulls MODELS): that default must be config.ts's */
+const SHARED = ['MODELS'];
 /** the same, in the dev files only: the DEV_* models and Ollama.app's address */
-const PER_DEV = ['OLLAMA_BASE_URL', 'MODEL_DEFAULT', 'MODEL_VISION', 'MODEL_ALIASES', 'MODEL_TIMEOUTS'];
+const PER_DEV = ['OLLAMA_BASE_URL', 'MODEL_DEFAULT', 'MODEL_VISION', 'MODEL_ALIASES', 'MODEL_TIMEOUTS', 'MODELS'];
 /** the vLLM combination serves other model names, and the Ollama-only warm keeper has nothing to keep warm there */
 const PER_VLLM = ['MODEL_DEFAULT', 'MODEL_ALIASES', 'MODEL_TIMEOUTS', 'WARM_DEFAULT_MODEL', 'IDLE_UNLOAD_MIN'];
 /** api keys .env.example sets to something other than the api's default (make init ships them) */
@@ -107,6 +110,10 @@ test('.env.example documents every api key once, with config.ts\'s default', () 
 test('the compose files pass the api\'s settings without restating a default', () => {
   const wrong = [];
   for (const { file, name, op, value } of interpolations(COMPOSE_FILES)) {
+    if (SHARED.includes(name) && op.endsWith('-') && value !== '') {
+      if (value !== DEFAULTS[name]) wrong.push(`${file}: \${${name}${op}${value}} differs from the api's default "${DEFAULTS[name]}"`);
+      continue;
+    }
     if (API_KEYS.includes(name) && op.endsWith('-') && value !== '') wrong.push(`${file}: \${${name}${op}${value}} restates the api's default (write \${${name}:-})`);
   }
   for (const file of COMPOSE_FILES) {
@@ -116,6 +123,7 @@ test('the compose files pass the api\'s settings without restating a default', (
       if (!m || !API_KEYS.includes(m[1])) continue;
       const [, key, value] = m;
       if (value === `\${${key}:-}` || value.startsWith(`\${${key}:?`)) continue;
+      if (SHARED.includes(key) && value === `\${${key}:-${DEFAULTS[key]}}`) continue;
       if (PER_COMBINATION[key] || (dev && PER_DEV.includes(key)) || (file === 'compose/vllm.yml' && PER_VLLM.includes(key))) continue;
       wrong.push(`${file}: ${key}: ${value} (pass \${${key}:-}; the default is config.ts's)`);
     }

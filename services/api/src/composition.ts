@@ -6,6 +6,7 @@ import { createDockerClient } from './clients/docker.client';
 import type { DockerClient } from './clients/docker.types';
 import { createImageFetcher, type ImageFetcher } from './clients/image-fetcher';
 import { createOllamaClient } from './clients/ollama.client';
+import { createPrometheusClient, type PrometheusClient } from './clients/prometheus.client';
 import type { OllamaClient } from './clients/ollama.types';
 import type { Config } from './config';
 import { DEFAULT_AGING_S } from './config/upstreams';
@@ -20,9 +21,11 @@ import { LaneQueue } from './services/lane-queue';
 import { Metrics } from './services/metrics';
 import { ModelAdminService } from './services/model-admin.service';
 import { ModelCatalog } from './services/model-catalog';
+import { MonitoringGauges } from './services/monitoring-gauges';
 import { OllamaContainerService } from './services/ollama-container.service';
 import { OllamaState } from './services/ollama-state';
 import { PassthroughService } from './services/passthrough.service';
+import { PrometheusView } from './services/prometheus-view';
 import { ResponseCache } from './services/response-cache';
 import { StructuredService } from './services/structured.service';
 import { WaldusService } from './services/waldus.service';
@@ -34,6 +37,8 @@ export interface Clients {
   docker?: DockerClient;
   /** Fetches caller-given image URLs (SSRF-guarded). */
   images: ImageFetcher;
+  /** Prometheus (energy, history, alerts on the status page); absent without PROMETHEUS_URL. */
+  prometheus?: PrometheusClient;
 }
 
 /** The clients from the configuration; a test passes its own for any of them (`docker: undefined` = none). */
@@ -46,7 +51,13 @@ export function createClients(config: Config, logger: Logger, given: Partial<Cli
       retries: config.ollama.retries,
       connectTimeoutMs: config.ollama.connectTimeoutMs,
     });
-  return { ollama, docker: 'docker' in given ? given.docker : dockerOrNone(config, logger), images: given.images ?? createImageFetcher(config.images) };
+  const url = config.monitoring.prometheusUrl;
+  return {
+    ollama,
+    docker: 'docker' in given ? given.docker : dockerOrNone(config, logger),
+    images: given.images ?? createImageFetcher(config.images),
+    prometheus: 'prometheus' in given ? given.prometheus : url ? createPrometheusClient({ baseUrl: url }) : undefined,
+  };
 }
 
 /** A bad DOCKER_HOST must not take generation down: the admin docker routes answer 503 instead. */
@@ -76,6 +87,8 @@ export interface Services {
   containers: OllamaContainerService;
   models: ModelAdminService;
   gpu: GpuService;
+  prometheus: PrometheusView;
+  gauges: MonitoringGauges;
 }
 
 export function createServices(config: Config, clients: Clients, logger: Logger): Services {
@@ -106,5 +119,28 @@ export function createServices(config: Config, clients: Clients, logger: Logger)
   const containers = new OllamaContainerService({ config, ollama, docker, state, catalog, health, logger });
   const models = new ModelAdminService({ config, ollama, state, catalog, health, logger });
   const gpu = new GpuService(() => containers.ollamaContainer());
-  return { metrics, queue, state, cache, catalog, warm, health, generation, structured, embeddings, jobs, waldus, passthrough, containers, models, gpu };
+  const gauges = new MonitoringGauges({ health, catalog, containers, models: config.monitoring.models, modelsVolumePath: config.monitoring.modelsVolumePath });
+  gauges.register(metrics.registry);
+  const prometheus = new PrometheusView(clients.prometheus);
+  prometheus.register(metrics.registry);
+  return {
+    metrics,
+    queue,
+    state,
+    cache,
+    catalog,
+    warm,
+    health,
+    generation,
+    structured,
+    embeddings,
+    jobs,
+    waldus,
+    passthrough,
+    containers,
+    models,
+    gpu,
+    prometheus,
+    gauges,
+  };
 }

@@ -54,6 +54,8 @@ export interface Config {
   metricsUsers: string[];
   images: { timeoutMs: number; maxBytes: number; maxRedirects: number };
   docker: { host: string; ollamaContainer: string; composeProject: string; restartWaitS: number };
+  /** Issue 13: what the gauges for the alert rules watch, and where Prometheus answers (empty = monitoring off). */
+  monitoring: { models: string[]; modelsVolumePath: string; prometheusUrl: string };
 }
 
 const durationPattern = /^-?\d+(\.\d+)?(ns|us|µs|ms|s|m|h)([\d.]+(ns|us|µs|ms|s|m|h))*$|^-?\d+$/;
@@ -122,6 +124,14 @@ const schema = Joi.object({
   OLLAMA_CONTAINER: Joi.string().allow('').default(''),
   COMPOSE_PROJECT_NAME: Joi.string().allow('').default(''),
   RESTART_WAIT_S: Joi.number().positive().default(90),
+
+  MODELS: Joi.string().default('llama3.1:8b,mistral:7b,nomic-embed-text,llava:7b').description('models that must be installed (ai_local_model_present)'),
+  MODELS_VOLUME_PATH: Joi.string().default('/models').description('a path on the models volume (ai_local_models_volume_free_bytes)'),
+  PROMETHEUS_URL: Joi.string()
+    .uri({ scheme: ['http', 'https'] })
+    .allow('')
+    .default('')
+    .description('Prometheus for the energy figures and history (empty = none)'),
 })
   .unknown(true)
   .prefs({ errors: { label: 'key' }, abortEarly: false, convert: true });
@@ -254,5 +264,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       composeProject: v.COMPOSE_PROJECT_NAME,
       restartWaitS: v.RESTART_WAIT_S,
     },
+    monitoring: { models: listItems(String(v.MODELS)), modelsVolumePath: v.MODELS_VOLUME_PATH, prometheusUrl: String(v.PROMETHEUS_URL).replace(/\/+$/, '') },
   });
 }

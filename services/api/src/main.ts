@@ -37,7 +37,7 @@ function start(): void {
   }
 
   const services = createServices(config, createClients(config, logger), logger);
-  const { queue, jobs, warm, gpu } = services;
+  const { queue, jobs, warm, gpu, prometheus } = services;
   const app = createApp({ config, logger, services });
 
   const server: Server = app.listen(config.port, config.host, () => {
@@ -51,6 +51,7 @@ function start(): void {
     });
     warm.start();
     gpu.start(config.gpuSampleS);
+    prometheus.start();
   });
   // Generations can be long; Node's defaults would cut slow uploads of big images.
   server.requestTimeout = 0;
@@ -66,6 +67,7 @@ function start(): void {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     warm.stop();
     gpu.stop();
+    prometheus.stop();
     queue.rejectWaiting(new ServiceShuttingDownError());
     const drained = await queue.drain(config.shutdown.graceS * 1000);
     if (!drained) logger.warn('grace period over: ending running generations', { running: queue.activeCount });

@@ -150,6 +150,7 @@ export function toDetails(info: Docker.ContainerInspectInfo): ContainerDetails {
     startedAt: isoOrNull(state.StartedAt),
     finishedAt: isoOrNull(state.FinishedAt),
     restartCount: typeof info.RestartCount === 'number' ? info.RestartCount : 0,
+    oomKilled: state.OOMKilled === true,
     exitCode: typeof state.ExitCode === 'number' ? state.ExitCode : null,
     labels: info.Config?.Labels ?? {},
   };

@@ -28,6 +28,8 @@ export interface ContainerDetails {
   startedAt: string | null;
   finishedAt: string | null;
   restartCount: number;
+  /** State.OOMKilled: the kernel killed its last run for memory. */
+  oomKilled: boolean;
   exitCode: number | null;
   labels: Record<string, string>;
 }

@@ -11,6 +11,8 @@ import type { HealthService } from '../services/health.service';
 import { loadedModel } from '../services/loaded-model';
 import type { Metrics } from '../services/metrics';
 import type { ModelCatalog } from '../services/model-catalog';
+import type { MonitoringGauges } from '../services/monitoring-gauges';
+import type { PrometheusView } from '../services/prometheus-view';
 
 const STATIC = path.join(__dirname, 'static');
 const page = readFileSync(path.join(STATIC, 'status.html'), 'utf8');
@@ -22,6 +24,8 @@ export interface DashboardDeps {
   catalog: ModelCatalog;
   queue: LaneQueue;
   metrics: Metrics;
+  prometheus: PrometheusView;
+  gauges: MonitoringGauges;
 }
 
 export function dashboardRoutes(d: DashboardDeps): Router {
@@ -32,7 +36,15 @@ export function dashboardRoutes(d: DashboardDeps): Router {
   });
 
   router.get('/status.json', async (_req, res) => {
-    const [ready, running, gpu] = await Promise.all([d.health.readiness(), d.catalog.running().catch(() => []), d.gpu.read()]);
+    const [ready, running, gpu, energy, alerts] = await Promise.all([
+      d.health.readiness(),
+      d.catalog.running().catch(() => []),
+      d.gpu.read(),
+      d.prometheus.energy(),
+      d.prometheus.alerts(),
+    ]);
+    const snap = await d.gauges.current();
+    const known = (v: number) => (Number.isFinite(v) ? v : null);
     res.setHeader('Cache-Control', 'no-store');
     res.json({
       ready,
@@ -44,8 +56,30 @@ export function dashboardRoutes(d: DashboardDeps): Router {
       queue: d.queue.stats(),
       requestRatePerS: d.metrics.requestRate(),
       recentErrors: d.metrics.errorsRecent(),
+      energy,
+      alerts,
+      host: {
+        memoryTotalBytes: known(snap.memTotalBytes),
+        memoryAvailableBytes: known(snap.memAvailableBytes),
+        modelsVolumeFreeBytes: known(snap.volumeFreeBytes),
+        models: Object.fromEntries([...snap.present].map(([m, v]) => [m, Number.isNaN(v) ? null : v === 1])),
+      },
       at: new Date().toISOString(),
     });
+  });
+
+  // The status page's charts: the last 24 h of allowlisted series (?series=requests,gpu_power)
+  router.get('/history', async (req, res) => {
+    const raw = typeof req.query.series === 'string' ? req.query.series : '';
+    res.setHeader('Cache-Control', 'no-store');
+    res.json(
+      await d.prometheus.history(
+        raw
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      ),
+    );
   });
 
   router.get('/status.js', (_req, res) => {

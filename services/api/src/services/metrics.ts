@@ -79,6 +79,9 @@ export class Metrics {
       labelNames: ['code'],
       registers: r,
     });
+    // Present from the start: increase() cannot see the step from "no series" to 1, so the first
+    // refusal after a start would otherwise go unnoticed by the alert rules (docs/monitoring.md).
+    for (const code of ['QUEUE_FULL', 'INSUFFICIENT_MEMORY', 'OLLAMA_UNAVAILABLE']) this.errors.inc({ code }, 0);
     this.cache = new client.Counter({ name: 'ai_local_cache_requests_total', help: 'Response cache lookups', labelNames: ['kind', 'result'], registers: r });
   }
 

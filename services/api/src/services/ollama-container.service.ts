@@ -68,6 +68,7 @@ export class OllamaContainerService {
   private readonly stopTimeoutS: number;
   private readonly pollIntervalMs: number;
   private readonly audit: AuditLog;
+  private cached?: { at: number; details: Promise<ContainerDetails | null> };
 
   constructor(private readonly deps: OllamaContainerDeps) {
     this.now = deps.now ?? Date.now;
@@ -130,6 +131,19 @@ export class OllamaContainerService {
     const docker = this.docker();
     const c = await docker.findContainer(this.ollamaQuery());
     return { id: c.id, docker };
+  }
+
+  /**
+   * The ollama container's inspect data for the gauges (restart count, OOM-killed): one Docker call
+   * per maxAgeMs at most, whatever the scrape rate. null without Docker or without the container.
+   */
+  recentDetails(maxAgeMs = 15_000): Promise<ContainerDetails | null> {
+    const at = this.now();
+    if (!this.cached || at - this.cached.at >= maxAgeMs) {
+      const docker = this.deps.docker;
+      this.cached = { at, details: docker ? docker.findContainer(this.ollamaQuery()).catch(() => null) : Promise.resolve(null) };
+    }
+    return this.cached.details;
   }
 
   private docker(): DockerClient {

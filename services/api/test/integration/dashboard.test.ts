@@ -19,6 +19,11 @@ describe('the owner’s status page', () => {
     const js = await request(h.app).get('/admin/status.js').set('Authorization', ADMIN).expect(200);
     expect(js.headers['content-type']).toContain('javascript');
     expect(js.text).toContain("'status.json'");
+    // the 24 h charts come through the api (history), drawn as inline SVG: no script from elsewhere
+    expect(js.text).toContain("'history?series='");
+    expect(page.text).not.toMatch(/<script[^>]+src="(https?:)?\/\//);
+    expect(page.text).toContain('id="charts"');
+    expect(page.text).toContain('id="alerts"');
   });
 
   test('When the page polls status.json, then health, models, queue, rate and recent errors are there', async () => {
@@ -30,6 +35,8 @@ describe('the owner’s status page', () => {
     expect(res.body.queue).toEqual(expect.arrayContaining([expect.objectContaining({ model: 'llama3.1:8b', active: 0, queued: 0 })]));
     expect(res.body.recentErrors[0]).toMatchObject({ code: 'MODEL_NOT_FOUND', status: 404, route: '/v1/generate' });
     expect(typeof res.body.requestRatePerS).toBe('number');
+    expect(res.body.host.memoryTotalBytes).toBeGreaterThan(res.body.host.memoryAvailableBytes);
+    expect(res.body.host.models).toMatchObject({ 'llama3.1:8b': true });
     // No Docker API in this test: the GPU card says why instead of failing the page.
     expect(res.body.gpu).toMatchObject({ gpu: null, reason: expect.stringContaining('DOCKER_UNAVAILABLE') });
   });

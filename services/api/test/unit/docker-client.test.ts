@@ -60,6 +60,7 @@ describe('toDetails', () => {
         StartedAt: '2026-01-01T00:00:00Z',
         FinishedAt: '0001-01-01T00:00:00Z',
         ExitCode: 137,
+        OOMKilled: true,
         Health: { Status: 'unhealthy' },
       },
       RestartCount: 2,
@@ -75,6 +76,7 @@ describe('toDetails', () => {
       startedAt: '2026-01-01T00:00:00Z',
       finishedAt: null,
       restartCount: 2,
+      oomKilled: true,
       exitCode: 137,
     });
   });

@@ -19,6 +19,7 @@ const container = (startedAt: string): ContainerDetails => ({
   startedAt,
   finishedAt: null,
   restartCount: 0,
+  oomKilled: false,
   exitCode: null,
   labels: {},
 });
