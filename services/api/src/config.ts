@@ -162,6 +162,23 @@ function parseUsers(raw: string, problems: string[]): User[] {
   return users;
 }
 
+/** Shorter passwords stop the API (and nginx: docker/nginx/05-auth-files.sh, same rule and wording). */
+export const MIN_PASSWORD_LENGTH = 16;
+
+/**
+ * This door faces the internet (the tunnel): a password under MIN_PASSWORD_LENGTH characters is a
+ * problem naming the user, never the password, unless ALLOW_WEAK_PASSWORDS is 1/true/yes. Not in the
+ * joi schema: the setting is shared with nginx and has one default there (0).
+ */
+function checkPasswordStrength(users: User[], allowWeak: string | undefined, problems: string[]): void {
+  const weak = users.filter((u) => [...u.password].length < MIN_PASSWORD_LENGTH).map((u) => `"${u.name}"`);
+  if (!weak.length || /^(1|true|yes)$/i.test((allowWeak ?? '').trim())) return;
+  problems.push(
+    `AUTH_USERS: the password of user(s) ${weak.join(', ')} is shorter than ${MIN_PASSWORD_LENGTH} characters: refusing to start, ` +
+      'this door faces the internet. Use long random passwords (`make init` generates 24 characters), or set ALLOW_WEAK_PASSWORDS=1 to accept the risk.',
+  );
+}
+
 function deepFreeze<T>(obj: T): T {
   if (obj && typeof obj === 'object') {
     Object.values(obj as Record<string, unknown>).forEach(deepFreeze);
@@ -195,6 +212,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const [alias, model] of parsePairs('MODEL_ALIASES', String(v.MODEL_ALIASES ?? ''), problems)) aliases[alias] = model;
 
   const users = parseUsers(String(v.AUTH_USERS ?? ''), problems);
+  checkPasswordStrength(users, env.ALLOW_WEAK_PASSWORDS, problems);
   const adminUsers = String(v.ADMIN_USERS ?? '')
     .split(',')
     .map((s) => s.trim())

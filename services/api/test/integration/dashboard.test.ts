@@ -1,13 +1,13 @@
 import request from 'supertest';
 import { startHarness, type Harness } from '../support/harness';
 
-const ADMIN = `Basic ${Buffer.from('owner:po').toString('base64')}`;
-const USER = `Basic ${Buffer.from('waldus:pw').toString('base64')}`;
+const ADMIN = `Basic ${Buffer.from('owner:Do4-tG7hJ1zR5cW2').toString('base64')}`;
+const USER = `Basic ${Buffer.from('waldus:Dw8-kP3xN6vB2qM9').toString('base64')}`;
 
 describe('the owner’s status page', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ AUTH_USERS: 'waldus:pw,owner:po', ADMIN_USERS: 'owner' });
+    h = await startHarness({ AUTH_USERS: 'waldus:Dw8-kP3xN6vB2qM9,owner:Do4-tG7hJ1zR5cW2', ADMIN_USERS: 'owner' });
   });
   afterAll(() => h.close());
 
