@@ -4,6 +4,7 @@
  */
 import type { Server } from 'node:http';
 import { createApp } from './app';
+import { answerClientErrors } from './client-errors';
 import { createClients, createServices } from './composition';
 import { loadConfig, type Config } from './config';
 import { ConfigError, ServiceShuttingDownError } from './errors';
@@ -52,6 +53,7 @@ function start(): void {
     warm.start();
     gpu.start(config.gpuSampleS);
   });
+  answerClientErrors(server, logger);
   // Generations can be long; Node's defaults would cut slow uploads of big images.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;

@@ -18,7 +18,10 @@ async function poll(h: Harness, id: string, auth: string, until: (s: string) => 
 describe('async jobs for long generations', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ AUTH_USERS: 'waldus:Jw2-xQ7mB4nV9cL6,other:Jo8-rT3kF5gD1sP4,owner:Jn6-yU2hZ8wE5qA3', ADMIN_USERS: 'owner', MAX_QUEUE: '1' }, { tokenDelayMs: 20 });
+    h = await startHarness(
+      { AUTH_USERS: 'waldus:Jw2-xQ7mB4nV9cL6,other:Jo8-rT3kF5gD1sP4,owner:Jn6-yU2hZ8wE5qA3', ADMIN_USERS: 'owner', MAX_QUEUE: '1' },
+      { tokenDelayMs: 20 },
+    );
   });
   afterAll(() => h.close());
   beforeEach(() => h.fake.resetBehaviours());
