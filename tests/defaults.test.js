@@ -23,6 +23,7 @@ const PER_COMBINATION = {
   HOST: 'the container listens on every interface',
   TRUST_PROXY: 'nginx is the one proxy in front',
   DOCKER_HOST: 'the socket proxy, never the raw socket',
+  GPU_EXPORTER_URL: 'the GPU overlay points the api at its own gpu-exporter sidecar',
 };
 /** the same, in the dev files only: the DEV_* models and Ollama.app's address */
 const PER_DEV = ['OLLAMA_BASE_URL', 'MODEL_DEFAULT', 'MODEL_VISION', 'MODEL_ALIASES', 'MODEL_TIMEOUTS'];

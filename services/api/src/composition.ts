@@ -5,6 +5,7 @@
 import { createDockerClient } from './clients/docker.client';
 import type { DockerClient } from './clients/docker.types';
 import { createImageFetcher, type ImageFetcher } from './clients/image-fetcher';
+import { createGpuExporterClient, type GpuExporterClient } from './clients/gpu-exporter.client';
 import { createOllamaClient } from './clients/ollama.client';
 import type { OllamaClient } from './clients/ollama.types';
 import type { Config } from './config';
@@ -29,10 +30,12 @@ import { WarmKeeper } from './services/warm-keeper';
 
 export interface Clients {
   ollama: OllamaClient;
-  /** The Docker API (admin restart/status, GPU telemetry); absent → those routes answer 503 DOCKER_UNAVAILABLE. */
+  /** The Docker API (admin restart/status); absent → those routes answer 503 DOCKER_UNAVAILABLE. */
   docker?: DockerClient;
   /** Fetches caller-given image URLs (SSRF-guarded). */
   images: ImageFetcher;
+  /** The GPU exporter sidecar; absent (GPU_EXPORTER_URL unset) → no GPU telemetry. */
+  gpuExporter?: GpuExporterClient;
 }
 
 /** The clients from the configuration; a test passes its own for any of them (`docker: undefined` = none). */
@@ -45,7 +48,12 @@ export function createClients(config: Config, logger: Logger, given: Partial<Cli
       retries: config.ollama.retries,
       connectTimeoutMs: config.ollama.connectTimeoutMs,
     });
-  return { ollama, docker: 'docker' in given ? given.docker : dockerOrNone(config, logger), images: given.images ?? createImageFetcher(config.images) };
+  return {
+    ollama,
+    docker: 'docker' in given ? given.docker : dockerOrNone(config, logger),
+    images: given.images ?? createImageFetcher(config.images),
+    gpuExporter: 'gpuExporter' in given ? given.gpuExporter : config.gpuExporterUrl ? createGpuExporterClient({ url: config.gpuExporterUrl }) : undefined,
+  };
 }
 
 /** A bad DOCKER_HOST must not take generation down: the admin docker routes answer 503 instead. */
@@ -101,6 +109,7 @@ export function createServices(config: Config, clients: Clients, logger: Logger)
   const passthrough = new PassthroughService({ config, ollama, generation, catalog, state, metrics, onActivity });
   const containers = new OllamaContainerService({ config, ollama, docker, state, catalog, health, logger });
   const models = new ModelAdminService({ config, ollama, state, catalog, health, logger });
-  const gpu = new GpuService(() => containers.ollamaContainer());
+  const gpu = new GpuService(clients.gpuExporter);
+  metrics.observeGpu(() => gpu.read());
   return { metrics, queue, state, cache, catalog, warm, health, generation, structured, embeddings, jobs, waldus, passthrough, containers, models, gpu };
 }

@@ -49,6 +49,8 @@ export interface Config {
   jobs: { ttlS: number; max: number };
   warm: { enabled: boolean; checkS: number; idleUnloadMin: number };
   gpuSampleS: number;
+  /** Prometheus text of the GPU exporter sidecar; '' = no GPU telemetry. */
+  gpuExporterUrl: string;
   cache: { maxEntries: number; ttlS: number };
   /** Users (besides admins) allowed to read /metrics, e.g. a Prometheus scraper. */
   metricsUsers: string[];
@@ -115,7 +117,12 @@ const schema = Joi.object({
   WARM_DEFAULT_MODEL: Joi.boolean().default(true).description('Keep MODEL_DEFAULT loaded (re-load it when Ollama dropped it)'),
   WARM_CHECK_S: Joi.number().min(5).default(60).description('How often the warm keeper checks'),
   IDLE_UNLOAD_MIN: Joi.number().min(0).default(0).description('Unload models after this many idle minutes (0 = never)'),
-  GPU_SAMPLE_S: Joi.number().min(0).default(60).description('Seconds between nvidia-smi samples for the energy estimate (0 = only on request)'),
+  GPU_SAMPLE_S: Joi.number().min(0).default(60).description('Seconds between GPU exporter samples for the energy estimate (0 = only on request)'),
+  GPU_EXPORTER_URL: Joi.string()
+    .uri({ scheme: ['http', 'https'] })
+    .allow('')
+    .default('')
+    .description('Metrics URL of the GPU exporter sidecar (GPU overlay); empty = no GPU telemetry'),
   JOBS_MAX: Joi.number().integer().min(1).max(100000).default(200).description('Async jobs kept at once'),
 
   DOCKER_HOST: Joi.string().default('unix:///var/run/docker.sock'),
@@ -262,6 +269,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitPerMin: v.RATE_LIMIT_PER_MIN,
     jobs: { ttlS: v.JOBS_TTL_S, max: v.JOBS_MAX },
     gpuSampleS: v.GPU_SAMPLE_S,
+    gpuExporterUrl: String(v.GPU_EXPORTER_URL ?? ''),
     warm: { enabled: v.WARM_DEFAULT_MODEL, checkS: v.WARM_CHECK_S, idleUnloadMin: v.IDLE_UNLOAD_MIN },
     cache: { maxEntries: v.CACHE_MAX_ENTRIES, ttlS: v.CACHE_TTL_S },
     metricsUsers,

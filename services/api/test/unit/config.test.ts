@@ -88,4 +88,10 @@ describe('loadConfig', () => {
       expect(() => loadConfig({ AUTH_USERS: 'waldus:short', ALLOW_WEAK_PASSWORDS: no })).toThrow(ConfigError);
     }
   });
+
+  test('When GPU_EXPORTER_URL is unset it is empty (no GPU telemetry); an http(s) URL is kept; anything else is refused', () => {
+    expect(loadConfig({}).gpuExporterUrl).toBe('');
+    expect(loadConfig({ GPU_EXPORTER_URL: 'http://gpu-exporter:9835/metrics' }).gpuExporterUrl).toBe('http://gpu-exporter:9835/metrics');
+    expect(() => loadConfig({ GPU_EXPORTER_URL: 'gpu-exporter:9835' })).toThrow(/GPU_EXPORTER_URL/);
+  });
 });
