@@ -4,7 +4,7 @@
  * API's JSON error body instead of Node's bare `400 Bad Request` and close.
  */
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
+import { STATUS_CODES, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { AppError } from './errors';
 import type { Logger } from './logger';
@@ -42,7 +42,7 @@ export function answerClientErrors(server: Server, logger: Logger): void {
     logger.warn('bad request refused by the HTTP parser', { code: err.code, status: appErr.status, requestId });
     const body = JSON.stringify(errorBody(appErr, requestId));
     socket.end(
-      `HTTP/1.1 ${appErr.status} ${appErr.code.replace(/_/g, ' ')}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `HTTP/1.1 ${appErr.status} ${STATUS_CODES[appErr.status] ?? 'Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
     );
   });
