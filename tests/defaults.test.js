@@ -24,6 +24,7 @@ const PER_COMBINATION = {
   TRUST_PROXY: 'nginx is the one proxy in front',
   DOCKER_HOST: 'the socket proxy, never the raw socket',
   PROMETHEUS_URL: 'compose/monitoring.yml: its own Prometheus, only when monitoring is on',
+  GPU_EXPORTER_URL: 'the GPU overlay points the api at its own gpu-exporter sidecar',
 };
 /** api keys another service reads too, with its own `${KEY:-default}` (the model-puller pulls MODELS): that default must be config.ts's */
 const SHARED = ['MODELS'];

@@ -8,6 +8,7 @@ import type { Services } from './composition';
 import type { Config } from './config';
 import type { Logger } from './logger';
 import { authenticate, requireAdmin } from './middleware/auth';
+import { verifyJsonBody } from './middleware/body-guard';
 import { errorHandler, notFoundHandler } from './middleware/error-handler';
 import { rateLimiter } from './middleware/rate-limit';
 import { rememberMount, requestContext } from './middleware/request-context';
@@ -55,7 +56,7 @@ export function createApp({ config, logger, services: s }: AppDeps): Express {
 
   if (config.rateLimitPerMin > 0) app.use(['/v1', '/ollama', '/openai/v1'], rateLimiter(config.rateLimitPerMin));
 
-  app.use(express.json({ limit: config.bodyLimit, type: ['application/json', 'application/*+json'] }));
+  app.use(express.json({ limit: config.bodyLimit, type: ['application/json', 'application/*+json'], verify: verifyJsonBody }));
   app.use(['/v1', '/admin', '/ollama', '/openai/v1'], rememberMount);
   app.use('/v1', modelRoutes(s.catalog, config.models));
   app.use(metricsRoutes(s.metrics, config));

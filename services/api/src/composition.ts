@@ -5,6 +5,7 @@
 import { createDockerClient } from './clients/docker.client';
 import type { DockerClient } from './clients/docker.types';
 import { createImageFetcher, type ImageFetcher } from './clients/image-fetcher';
+import { createGpuExporterClient, type GpuExporterClient } from './clients/gpu-exporter.client';
 import { createOllamaClient } from './clients/ollama.client';
 import { createPrometheusClient, type PrometheusClient } from './clients/prometheus.client';
 import type { OllamaClient } from './clients/ollama.types';
@@ -33,12 +34,14 @@ import { WarmKeeper } from './services/warm-keeper';
 
 export interface Clients {
   ollama: OllamaClient;
-  /** The Docker API (admin restart/status, GPU telemetry); absent → those routes answer 503 DOCKER_UNAVAILABLE. */
+  /** The Docker API (admin restart/status); absent → those routes answer 503 DOCKER_UNAVAILABLE. */
   docker?: DockerClient;
   /** Fetches caller-given image URLs (SSRF-guarded). */
   images: ImageFetcher;
   /** Prometheus (energy, history, alerts on the status page); absent without PROMETHEUS_URL. */
   prometheus?: PrometheusClient;
+  /** The GPU exporter sidecar; absent (GPU_EXPORTER_URL unset) → no GPU telemetry. */
+  gpuExporter?: GpuExporterClient;
 }
 
 /** The clients from the configuration; a test passes its own for any of them (`docker: undefined` = none). */
@@ -57,6 +60,7 @@ export function createClients(config: Config, logger: Logger, given: Partial<Cli
     docker: 'docker' in given ? given.docker : dockerOrNone(config, logger),
     images: given.images ?? createImageFetcher(config.images),
     prometheus: 'prometheus' in given ? given.prometheus : url ? createPrometheusClient({ baseUrl: url }) : undefined,
+    gpuExporter: 'gpuExporter' in given ? given.gpuExporter : config.gpuExporterUrl ? createGpuExporterClient({ url: config.gpuExporterUrl }) : undefined,
   };
 }
 
@@ -118,7 +122,8 @@ export function createServices(config: Config, clients: Clients, logger: Logger)
   const passthrough = new PassthroughService({ config, ollama, generation, catalog, state, metrics, onActivity });
   const containers = new OllamaContainerService({ config, ollama, docker, state, catalog, health, logger });
   const models = new ModelAdminService({ config, ollama, state, catalog, health, logger });
-  const gpu = new GpuService(() => containers.ollamaContainer());
+  const gpu = new GpuService(clients.gpuExporter);
+  metrics.observeGpu(() => gpu.read());
   const gauges = new MonitoringGauges({ health, catalog, containers, models: config.monitoring.models, modelsVolumePath: config.monitoring.modelsVolumePath });
   gauges.register(metrics.registry);
   const prometheus = new PrometheusView(clients.prometheus);

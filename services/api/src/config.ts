@@ -49,6 +49,8 @@ export interface Config {
   jobs: { ttlS: number; max: number };
   warm: { enabled: boolean; checkS: number; idleUnloadMin: number };
   gpuSampleS: number;
+  /** Prometheus text of the GPU exporter sidecar; '' = no GPU telemetry. */
+  gpuExporterUrl: string;
   cache: { maxEntries: number; ttlS: number };
   /** Users (besides admins) allowed to read /metrics, e.g. a Prometheus scraper. */
   metricsUsers: string[];
@@ -117,7 +119,12 @@ const schema = Joi.object({
   WARM_DEFAULT_MODEL: Joi.boolean().default(true).description('Keep MODEL_DEFAULT loaded (re-load it when Ollama dropped it)'),
   WARM_CHECK_S: Joi.number().min(5).default(60).description('How often the warm keeper checks'),
   IDLE_UNLOAD_MIN: Joi.number().min(0).default(0).description('Unload models after this many idle minutes (0 = never)'),
-  GPU_SAMPLE_S: Joi.number().min(0).default(60).description('Seconds between nvidia-smi samples for the energy estimate (0 = only on request)'),
+  GPU_SAMPLE_S: Joi.number().min(0).default(60).description('Seconds between GPU exporter samples for the energy estimate (0 = only on request)'),
+  GPU_EXPORTER_URL: Joi.string()
+    .uri({ scheme: ['http', 'https'] })
+    .allow('')
+    .default('')
+    .description('Metrics URL of the GPU exporter sidecar (GPU overlay); empty = no GPU telemetry'),
   JOBS_MAX: Joi.number().integer().min(1).max(100000).default(200).description('Async jobs kept at once'),
 
   DOCKER_HOST: Joi.string().default('unix:///var/run/docker.sock'),
@@ -172,6 +179,23 @@ function parseUsers(raw: string, problems: string[]): User[] {
   return users;
 }
 
+/** Shorter passwords stop the API (and nginx: docker/nginx/05-auth-files.sh, same rule and wording). */
+export const MIN_PASSWORD_LENGTH = 16;
+
+/**
+ * This door faces the internet (the tunnel): a password under MIN_PASSWORD_LENGTH characters is a
+ * problem naming the user, never the password, unless ALLOW_WEAK_PASSWORDS is 1/true/yes. Not in the
+ * joi schema: the setting is shared with nginx and has one default there (0).
+ */
+function checkPasswordStrength(users: User[], allowWeak: string | undefined, problems: string[]): void {
+  const weak = users.filter((u) => [...u.password].length < MIN_PASSWORD_LENGTH).map((u) => `"${u.name}"`);
+  if (!weak.length || /^(1|true|yes)$/i.test((allowWeak ?? '').trim())) return;
+  problems.push(
+    `AUTH_USERS: the password of user(s) ${weak.join(', ')} is shorter than ${MIN_PASSWORD_LENGTH} characters: refusing to start, ` +
+      'this door faces the internet. Use long random passwords (`make init` generates 24 characters), or set ALLOW_WEAK_PASSWORDS=1 to accept the risk.',
+  );
+}
+
 function deepFreeze<T>(obj: T): T {
   if (obj && typeof obj === 'object') {
     Object.values(obj as Record<string, unknown>).forEach(deepFreeze);
@@ -205,6 +229,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const [alias, model] of parsePairs('MODEL_ALIASES', String(v.MODEL_ALIASES ?? ''), problems)) aliases[alias] = model;
 
   const users = parseUsers(String(v.AUTH_USERS ?? ''), problems);
+  checkPasswordStrength(users, env.ALLOW_WEAK_PASSWORDS, problems);
   const adminUsers = String(v.ADMIN_USERS ?? '')
     .split(',')
     .map((s) => s.trim())
@@ -254,6 +279,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitPerMin: v.RATE_LIMIT_PER_MIN,
     jobs: { ttlS: v.JOBS_TTL_S, max: v.JOBS_MAX },
     gpuSampleS: v.GPU_SAMPLE_S,
+    gpuExporterUrl: String(v.GPU_EXPORTER_URL ?? ''),
     warm: { enabled: v.WARM_DEFAULT_MODEL, checkS: v.WARM_CHECK_S, idleUnloadMin: v.IDLE_UNLOAD_MIN },
     cache: { maxEntries: v.CACHE_MAX_ENTRIES, ttlS: v.CACHE_TTL_S },
     metricsUsers,

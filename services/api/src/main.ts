@@ -4,6 +4,7 @@
  */
 import type { Server } from 'node:http';
 import { createApp } from './app';
+import { answerClientErrors } from './client-errors';
 import { createClients, createServices } from './composition';
 import { loadConfig, type Config } from './config';
 import { ConfigError, ServiceShuttingDownError } from './errors';
@@ -53,6 +54,7 @@ function start(): void {
     gpu.start(config.gpuSampleS);
     prometheus.start();
   });
+  answerClientErrors(server, logger);
   // Generations can be long; Node's defaults would cut slow uploads of big images.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;

@@ -7,10 +7,9 @@
  * Each call is bounded by an AbortSignal timeout (docker-modem's own `timeout` would surface as a
  * bare "socket hang up"); a restart gets the stop timeout plus a start allowance.
  */
-import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import { AppError, ConfigError, ConflictError, ContainerNotFoundError, DockerUnavailableError } from '../errors';
-import type { ContainerDetails, ContainerQuery, DockerClient, ExecResult } from './docker.types';
+import type { ContainerDetails, ContainerQuery, DockerClient } from './docker.types';
 
 export interface DockerClientOptions {
   /** DOCKER_HOST: `unix:///path/to/docker.sock`, `tcp://host:2375` (or `http://`, `https://`). */
@@ -108,7 +107,7 @@ export function mapDockerError(err: unknown, endpoint: string, what: string, tim
       return new DockerUnavailableError(`The Docker API at ${endpoint} refused the call (${status})`, {
         cause: err,
         details,
-        hint: 'A docker-socket-proxy answers 403 for calls it does not allow: the admin routes need CONTAINERS=1 and POST=1 (restart), and EXEC=1 for diagnostics.',
+        hint: 'The socket proxy answers 403 for calls outside its allowlist (docker-compose.yml: list containers, inspect and POST restart of the ollama container, nothing else).',
       });
     }
     if (status === 409) return new ConflictError('CONTAINER_CONFLICT', `Docker refused the operation on ${what}: ${msg}`, { cause: err, details });
@@ -222,42 +221,6 @@ export function createDockerClient(opts: DockerClientOptions): DockerClient {
     async restart(id, { stopTimeoutS }) {
       const t = Math.max(0, Math.round(stopTimeoutS));
       await call(`container '${id}'`, t * 1000 + startAllowanceMs, (abortSignal) => docker.getContainer(ref(id)).restart({ t, abortSignal }));
-    },
-
-    async exec(id, cmd, o = {}): Promise<ExecResult> {
-      const timeoutMs = o.timeoutMs ?? 15_000;
-      const max = o.maxOutputBytes ?? 1_000_000;
-      return call(`container '${id}'`, timeoutMs, async (abortSignal) => {
-        const exec = await docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, Tty: false, abortSignal });
-        const stream = await exec.start({ hijack: true, stdin: false, abortSignal });
-        const out: Buffer[] = [];
-        const err: Buffer[] = [];
-        let size = 0;
-        const sink = (into: Buffer[]) => {
-          const p = new PassThrough();
-          p.on('data', (c: Buffer) => {
-            if (size < max) into.push(c.subarray(0, max - size));
-            size += c.length;
-          });
-          return p;
-        };
-        await new Promise<void>((resolve, reject) => {
-          docker.modem.demuxStream(stream, sink(out), sink(err));
-          stream.on('end', resolve);
-          stream.on('close', resolve);
-          stream.on('error', reject);
-          abortSignal.addEventListener('abort', () => {
-            stream.destroy();
-            reject(abortSignal.reason instanceof Error ? abortSignal.reason : new Error('aborted'));
-          });
-        });
-        const info = await exec.inspect({ abortSignal });
-        return {
-          exitCode: typeof info.ExitCode === 'number' ? info.ExitCode : null,
-          stdout: Buffer.concat(out).toString('utf8'),
-          stderr: Buffer.concat(err).toString('utf8'),
-        };
-      });
     },
   };
 }

@@ -1,7 +1,7 @@
 /**
  * What the API needs from a Docker Engine API (or a docker-socket-proxy in front of it): find a
- * container, inspect it, restart it, and optionally exec in it. Implemented by docker.client.ts,
- * the only module that knows dockerode.
+ * container, inspect it, restart it (the socket proxy allows nothing more: no exec, no create).
+ * Implemented by docker.client.ts, the only module that knows dockerode.
  */
 
 /** How to find a container: by name or id, else by labels (all must match). */
@@ -34,12 +34,6 @@ export interface ContainerDetails {
   labels: Record<string, string>;
 }
 
-export interface ExecResult {
-  exitCode: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 export interface DockerClient {
   /** Where the client talks to, for messages (`unix:///var/run/docker.sock`, `tcp://proxy:2375`). */
   readonly endpoint: string;
@@ -49,6 +43,4 @@ export interface DockerClient {
   inspect(id: string): Promise<ContainerDetails>;
   /** Stops (SIGTERM, SIGKILL after stopTimeoutS) and starts the container; resolves when it was started. */
   restart(id: string, opts: { stopTimeoutS: number }): Promise<void>;
-  /** Runs a command in the running container and collects its output (for diagnostics such as nvidia-smi). */
-  exec(id: string, cmd: string[], opts?: { timeoutMs?: number; maxOutputBytes?: number }): Promise<ExecResult>;
 }

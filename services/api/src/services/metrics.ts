@@ -5,6 +5,7 @@
  */
 import client from 'prom-client';
 import type { LaneStats } from './lane-queue';
+import type { GpuReading, GpuReport } from './gpu.service';
 
 /** What the queue gauges read at each scrape. */
 export interface QueueView {
@@ -101,6 +102,60 @@ export class Metrics {
         collect() {
           this.reset();
           for (const s of queue.stats()) this.set({ model: s.model }, s[field]);
+        },
+      });
+    }
+  }
+
+  /**
+   * GPU gauges from the GPU exporter (through GpuService), read once per scrape: every gauge of one
+   * scrape shares the same reading. ai_local_gpu_up is 0 (and the others absent) without telemetry.
+   */
+  observeGpu(read: () => Promise<GpuReport>): void {
+    const r = [this.registry];
+    let pending: { at: number; report: Promise<GpuReport> } | undefined;
+    const sample = () => {
+      if (!pending || this.now() - pending.at > 1000) pending = { at: this.now(), report: read() };
+      return pending.report;
+    };
+    new client.Gauge({
+      name: 'ai_local_gpu_up',
+      help: '1 when the GPU exporter answered with at least one GPU, else 0 (see /admin/gpu for the reason)',
+      registers: r,
+      async collect() {
+        this.set((await sample()).gpu ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: 'ai_local_gpu_energy_watt_hours',
+      help: 'Energy drawn by the GPUs since the API started, integrated from the sampled power readings (estimate)',
+      registers: r,
+      async collect() {
+        const rep = await sample();
+        this.reset();
+        if (rep.energy) this.set(rep.energy.whSinceStart);
+      },
+    });
+    const perGpu = [
+      ['ai_local_gpu_power_watts', 'GPU power draw', (g: GpuReading) => g.powerDrawW],
+      ['ai_local_gpu_temperature_celsius', 'GPU core temperature', (g: GpuReading) => g.temperatureC],
+      ['ai_local_gpu_utilization_ratio', 'GPU utilization (0-1)', (g: GpuReading) => (g.utilizationPct === null ? null : g.utilizationPct / 100)],
+      ['ai_local_gpu_memory_used_bytes', 'VRAM in use', (g: GpuReading) => g.memoryUsedMiB * 1024 * 1024],
+      ['ai_local_gpu_memory_total_bytes', 'VRAM size', (g: GpuReading) => g.memoryTotalMiB * 1024 * 1024],
+    ] as const;
+    for (const [name, help, pick] of perGpu) {
+      new client.Gauge({
+        name,
+        help,
+        labelNames: ['gpu', 'name'],
+        registers: r,
+        async collect() {
+          const rep = await sample();
+          this.reset();
+          for (const g of rep.gpu ?? []) {
+            const v = pick(g);
+            if (v !== null) this.set({ gpu: String(g.index), name: g.name }, v);
+          }
         },
       });
     }

@@ -6,7 +6,7 @@ const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toStri
 describe('basic auth and what the logs hold', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ AUTH_USERS: 'waldus:pw-waldus-123,owner:pw-owner-456', ADMIN_USERS: 'owner', CAPTURE_LOGS: '1' });
+    h = await startHarness({ AUTH_USERS: 'waldus:Wq7-pLz3Rk9vXt2mNa,owner:Ow5-hYc8Tj1dGs6eKb', ADMIN_USERS: 'owner', CAPTURE_LOGS: '1' });
   });
   afterAll(() => h.close());
 
@@ -24,21 +24,21 @@ describe('basic auth and what the logs hold', () => {
   });
 
   test('When credentials are right, then the request is served', async () => {
-    await request(h.app).get('/v1/models').set('Authorization', basic('waldus', 'pw-waldus-123')).expect(200);
+    await request(h.app).get('/v1/models').set('Authorization', basic('waldus', 'Wq7-pLz3Rk9vXt2mNa')).expect(200);
   });
 
   test('When a generation is logged, then the line has id, route, status, model and tokens but no prompt, output or password', async () => {
     h.logs.length = 0;
     const res = await request(h.app)
       .post('/v1/generate')
-      .set('Authorization', basic('waldus', 'pw-waldus-123'))
+      .set('Authorization', basic('waldus', 'Wq7-pLz3Rk9vXt2mNa'))
       .set('X-Request-Id', 'log-check-1')
       .send({ prompt: 'TOP-SECRET-PROMPT' })
       .expect(200);
     const all = h.logs.join('\n');
     expect(all).not.toContain('TOP-SECRET-PROMPT');
     expect(all).not.toContain(res.body.response);
-    expect(all).not.toContain('pw-waldus-123');
+    expect(all).not.toContain('Wq7-pLz3Rk9vXt2mNa');
     const line = h.logs.map((l) => JSON.parse(l)).find((l) => l.message === 'request' && l.requestId === 'log-check-1');
     expect(line).toMatchObject({
       method: 'POST',
@@ -66,14 +66,14 @@ describe('auth off', () => {
 
 describe('per-user rate limit', () => {
   test('When a user exceeds RATE_LIMIT_PER_MIN, then 429 RATE_LIMITED with Retry-After; another user is not affected', async () => {
-    const h = await startHarness({ AUTH_USERS: 'a:pa,b:pb', RATE_LIMIT_PER_MIN: '2' });
+    const h = await startHarness({ AUTH_USERS: 'a:Pa4-vN8qW2zL7xR1,b:Pb9-kM3tY6cH0jS5', RATE_LIMIT_PER_MIN: '2' });
     try {
-      await request(h.app).get('/v1/models').set('Authorization', basic('a', 'pa')).expect(200);
-      await request(h.app).get('/v1/models').set('Authorization', basic('a', 'pa')).expect(200);
-      const res = await request(h.app).get('/v1/models').set('Authorization', basic('a', 'pa')).expect(429);
+      await request(h.app).get('/v1/models').set('Authorization', basic('a', 'Pa4-vN8qW2zL7xR1')).expect(200);
+      await request(h.app).get('/v1/models').set('Authorization', basic('a', 'Pa4-vN8qW2zL7xR1')).expect(200);
+      const res = await request(h.app).get('/v1/models').set('Authorization', basic('a', 'Pa4-vN8qW2zL7xR1')).expect(429);
       expect(res.body.error.code).toBe('RATE_LIMITED');
       expect(res.headers['retry-after']).toBe('60');
-      await request(h.app).get('/v1/models').set('Authorization', basic('b', 'pb')).expect(200);
+      await request(h.app).get('/v1/models').set('Authorization', basic('b', 'Pb9-kM3tY6cH0jS5')).expect(200);
     } finally {
       await h.close();
     }

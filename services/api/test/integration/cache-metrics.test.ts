@@ -3,14 +3,14 @@ import { ResponseCache, canonicalJson } from '../../src/services/response-cache'
 import { startHarness, type Harness } from '../support/harness';
 
 const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
-const W = basic('waldus', 'pw');
-const ADMIN = basic('owner', 'po');
-const SCRAPER = basic('prom', 'pp');
+const W = basic('waldus', 'Cw5-nB8vR2tK7mX4');
+const ADMIN = basic('owner', 'Co3-jH9pL6qW1zF8');
+const SCRAPER = basic('prom', 'Cp7-dS4gY1uN5eT2');
 
 describe('response cache', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ AUTH_USERS: 'waldus:pw,owner:po,prom:pp', ADMIN_USERS: 'owner', METRICS_USERS: 'prom' });
+    h = await startHarness({ AUTH_USERS: 'waldus:Cw5-nB8vR2tK7mX4,owner:Co3-jH9pL6qW1zF8,prom:Cp7-dS4gY1uN5eT2', ADMIN_USERS: 'owner', METRICS_USERS: 'prom' });
   });
   afterAll(() => h.close());
   beforeEach(() => {

@@ -7,7 +7,7 @@ import { startHarness, type Harness } from '../support/harness';
 
 const run = promisify(execFile);
 const scripts = path.resolve(__dirname, '../../../../scripts');
-const PASSWORD = 'p"w\\with$odd chars';
+const PASSWORD = 'p"w\\with$odd chars Xq7vL2';
 
 const images: ImageFetcher = {
   async fetch(url) {

@@ -3,8 +3,8 @@ import { startHarness, type Harness } from '../support/harness';
 import { JobStore } from '../../src/services/job-store';
 
 const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
-const A = basic('waldus', 'pa');
-const B = basic('other', 'pb');
+const A = basic('waldus', 'Jw2-xQ7mB4nV9cL6');
+const B = basic('other', 'Jo8-rT3kF5gD1sP4');
 
 async function poll(h: Harness, id: string, auth: string, until: (s: string) => boolean) {
   for (let i = 0; i < 100; i++) {
@@ -18,7 +18,10 @@ async function poll(h: Harness, id: string, auth: string, until: (s: string) => 
 describe('async jobs for long generations', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ AUTH_USERS: 'waldus:pa,other:pb,owner:po', ADMIN_USERS: 'owner', MAX_QUEUE: '1' }, { tokenDelayMs: 20 });
+    h = await startHarness(
+      { AUTH_USERS: 'waldus:Jw2-xQ7mB4nV9cL6,other:Jo8-rT3kF5gD1sP4,owner:Jn6-yU2hZ8wE5qA3', ADMIN_USERS: 'owner', MAX_QUEUE: '1' },
+      { tokenDelayMs: 20 },
+    );
   });
   afterAll(() => h.close());
   beforeEach(() => h.fake.resetBehaviours());
@@ -45,7 +48,7 @@ describe('async jobs for long generations', () => {
       .send({ messages: [{ role: 'user', content: 'hi' }], async: true })
       .expect(202);
     await request(h.app).get(`/v1/jobs/${res.body.job_id}`).set('Authorization', B).expect(404);
-    await request(h.app).get(`/v1/jobs/${res.body.job_id}`).set('Authorization', basic('owner', 'po')).expect(200);
+    await request(h.app).get(`/v1/jobs/${res.body.job_id}`).set('Authorization', basic('owner', 'Jn6-yU2hZ8wE5qA3')).expect(200);
   });
 
   test('When the generation fails, then the job is failed with the error code', async () => {

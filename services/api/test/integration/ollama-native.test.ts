@@ -6,10 +6,10 @@ import { Ollama } from 'ollama';
 import request from 'supertest';
 import { closedPortUrl, readNdjson, startHarness, type Harness } from '../support/harness';
 
-const USERS = { AUTH_USERS: 'waldus:pw-waldus-123,owner:pw-owner-456', ADMIN_USERS: 'owner' };
+const USERS = { AUTH_USERS: 'waldus:Wq7-pLz3Rk9vXt2mNa,owner:Ow5-hYc8Tj1dGs6eKb', ADMIN_USERS: 'owner' };
 const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
-const WALDUS = basic('waldus', 'pw-waldus-123');
-const OWNER = basic('owner', 'pw-owner-456');
+const WALDUS = basic('waldus', 'Wq7-pLz3Rk9vXt2mNa');
+const OWNER = basic('owner', 'Ow5-hYc8Tj1dGs6eKb');
 
 const client = (base: string, auth = WALDUS) => new Ollama({ host: `${base}/ollama`, headers: { Authorization: auth } });
 

@@ -6,9 +6,9 @@ import OpenAI, { AuthenticationError, BadRequestError, InternalServerError, NotF
 import request from 'supertest';
 import { closedPortUrl, startHarness, type Harness } from '../support/harness';
 
-const USERS = { AUTH_USERS: 'waldus:pw-waldus-123,owner:pw-owner-456', ADMIN_USERS: 'owner' };
+const USERS = { AUTH_USERS: 'waldus:Wq7-pLz3Rk9vXt2mNa,owner:Ow5-hYc8Tj1dGs6eKb', ADMIN_USERS: 'owner' };
 const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
-const WALDUS = basic('waldus', 'pw-waldus-123');
+const WALDUS = basic('waldus', 'Wq7-pLz3Rk9vXt2mNa');
 
 const client = (base: string, auth = WALDUS) =>
   new OpenAI({ baseURL: `${base}/openai/v1`, apiKey: 'unused', defaultHeaders: { Authorization: auth }, maxRetries: 0, timeout: 10_000 });

@@ -14,8 +14,8 @@ import { loadConfig, type Config } from '../../src/config';
 import type { Logger } from '../../src/logger';
 import type { OllamaState } from '../../src/services/ollama-state';
 
-export const ADMIN = { user: 'admin', password: 'admin-secret' };
-export const USER = { user: 'bob', password: 'bob-secret' };
+export const ADMIN = { user: 'admin', password: 'Ad3-wQ9kT6xM2vN8rL' };
+export const USER = { user: 'bob', password: 'Bb7-zH4pY1cF8sJ5gE' };
 
 export interface AdminApp {
   app: Express;

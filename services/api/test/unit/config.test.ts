@@ -20,15 +20,15 @@ describe('loadConfig', () => {
     const c = loadConfig({
       MODEL_ALIASES: 'fast=mistral:7b, accurate=llama3.1:8b',
       MODEL_TIMEOUTS: 'mistral:7b=15,llama3.1:8b=60,nomic-embed-text=30',
-      AUTH_USERS: 'waldus:s3cret:with:colons,owner:pw',
+      AUTH_USERS: 'waldus:s3cret:with:colons-Vk8,owner:Ow3-rM9tQ2xL6nB4',
       ADMIN_USERS: 'owner',
       OLLAMA_BASE_URL: 'http://127.0.0.1:11434/',
     });
     expect(c.models.aliases).toEqual({ fast: 'mistral:7b', accurate: 'llama3.1:8b' });
     expect(c.ollama.modelTimeoutsS).toEqual({ 'mistral:7b': 15, 'llama3.1:8b': 60, 'nomic-embed-text': 30 });
     expect(c.auth.users).toEqual([
-      { name: 'waldus', password: 's3cret:with:colons' },
-      { name: 'owner', password: 'pw' },
+      { name: 'waldus', password: 's3cret:with:colons-Vk8' },
+      { name: 'owner', password: 'Ow3-rM9tQ2xL6nB4' },
     ]);
     expect(c.auth.adminUsers).toEqual(['owner']);
     expect(c.ollama.baseUrl).toBe('http://127.0.0.1:11434');
@@ -55,5 +55,43 @@ describe('loadConfig', () => {
       expect(problems).toContain(key);
     }
     expect(problems).not.toContain('SECRET');
+  });
+
+  test('When a password is shorter than 16 characters, then start-up fails naming the user, never the password', () => {
+    let caught: unknown;
+    try {
+      loadConfig({ AUTH_USERS: 'owner:Ow3-rM9tQ2xL6nB4,waldus:Tiny-Secret-1,guest:Gu7-ShortPw', ADMIN_USERS: 'owner' });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    const problems = (caught as ConfigError).problems.join('\n');
+    expect(problems).toContain('"waldus", "guest"');
+    expect(problems).toContain('shorter than 16 characters');
+    expect(problems).toContain('ALLOW_WEAK_PASSWORDS=1');
+    expect(problems).not.toContain('owner');
+    expect(problems).not.toContain('Tiny-Secret-1');
+    expect(problems).not.toContain('Gu7-ShortPw');
+  });
+
+  test('When a password has exactly 16 characters (counted as characters, not bytes), then it is accepted', () => {
+    expect(loadConfig({ AUTH_USERS: 'a:0123456789abcdef' }).auth.users).toHaveLength(1);
+    expect(() => loadConfig({ AUTH_USERS: 'a:0123456789abcde' })).toThrow(ConfigError);
+    expect(() => loadConfig({ AUTH_USERS: 'a:ééééééééééééééé' })).toThrow(/"a"/); // 15 characters, 30 bytes
+  });
+
+  test('When ALLOW_WEAK_PASSWORDS=1 (the explicit opt-in), then a short password is accepted; 0 keeps the refusal', () => {
+    for (const yes of ['1', 'true', 'YES']) {
+      expect(loadConfig({ AUTH_USERS: 'waldus:short', ALLOW_WEAK_PASSWORDS: yes }).auth.users).toEqual([{ name: 'waldus', password: 'short' }]);
+    }
+    for (const no of ['0', 'false', '']) {
+      expect(() => loadConfig({ AUTH_USERS: 'waldus:short', ALLOW_WEAK_PASSWORDS: no })).toThrow(ConfigError);
+    }
+  });
+
+  test('When GPU_EXPORTER_URL is unset it is empty (no GPU telemetry); an http(s) URL is kept; anything else is refused', () => {
+    expect(loadConfig({}).gpuExporterUrl).toBe('');
+    expect(loadConfig({ GPU_EXPORTER_URL: 'http://gpu-exporter:9835/metrics' }).gpuExporterUrl).toBe('http://gpu-exporter:9835/metrics');
+    expect(() => loadConfig({ GPU_EXPORTER_URL: 'gpu-exporter:9835' })).toThrow(/GPU_EXPORTER_URL/);
   });
 });

@@ -1,95 +1,85 @@
-import type { DockerClient, ExecResult } from '../../src/clients/docker.types';
-import { ContainerNotFoundError } from '../../src/errors';
-import { GpuService, NVIDIA_SMI_QUERY, parseNvidiaSmi } from '../../src/services/gpu.service';
+import { createGpuExporterClient, gpuReadings, parsePrometheusText } from '../../src/clients/gpu-exporter.client';
+import { GpuService } from '../../src/services/gpu.service';
+import { closedPortUrl } from '../support/harness';
+import { BUSY, FakeGpuExporter, GPU_UUID, IDLE, NO_GPU, exporterText } from '../fakes/fake-gpu-exporter';
 
-// Recorded on an RTX 3060 12 GB (driver 550) with llama3.1:8b loaded, idle and generating.
-const IDLE = '0, NVIDIA GeForce RTX 3060, 6230, 12288, 0, 41, 17.82, 170.00\n';
-const BUSY = '0, NVIDIA GeForce RTX 3060, 6418, 12288, 97, 63, 162.35, 170.00\n';
-// Some boards report no power reading.
-const NO_POWER = '0, NVIDIA GeForce RTX 3060 Laptop GPU, 512, 6144, 3, 48, [N/A], [N/A]\n';
+describe('GPU telemetry from the exporter sidecar', () => {
+  let exporter: FakeGpuExporter;
+  beforeAll(async () => {
+    exporter = await FakeGpuExporter.start();
+  });
+  afterAll(() => exporter.close());
+  beforeEach(() => {
+    exporter.text = IDLE;
+    exporter.status = 200;
+  });
 
-function fakeDocker(results: Array<ExecResult | Error>): DockerClient & { calls: string[][] } {
-  const calls: string[][] = [];
-  return {
-    calls,
-    endpoint: 'fake',
-    ping: async () => undefined,
-    findContainer: async () => {
-      throw new Error('unused');
-    },
-    inspect: async () => {
-      throw new Error('unused');
-    },
-    restart: async () => undefined,
-    exec: async (_id, cmd) => {
-      calls.push(cmd);
-      const next = results.shift();
-      if (next instanceof Error) throw next;
-      return next!;
-    },
-  };
-}
-
-describe('nvidia-smi telemetry', () => {
-  test('When nvidia-smi output is parsed, then every field comes out as a number (N/A as null)', () => {
-    expect(parseNvidiaSmi(BUSY)).toEqual([
+  test('When the exporter text is parsed, then every gauge comes out in the /admin/gpu units', () => {
+    expect(gpuReadings(parsePrometheusText(BUSY))).toEqual([
       {
         index: 0,
+        uuid: GPU_UUID,
         name: 'NVIDIA GeForce RTX 3060',
+        driverVersion: '550.54.14',
         memoryUsedMiB: 6418,
         memoryTotalMiB: 12288,
         utilizationPct: 97,
         temperatureC: 63,
+        fanSpeedPct: 30,
         powerDrawW: 162.35,
         powerLimitW: 170,
       },
     ]);
-    expect(parseNvidiaSmi(NO_POWER)[0]).toMatchObject({ powerDrawW: null, powerLimitW: null, memoryTotalMiB: 6144 });
-    expect(() => parseNvidiaSmi('garbage')).toThrow(/unexpected nvidia-smi line/);
   });
 
-  test('When sampled over time, then VRAM share is computed and energy is integrated', async () => {
-    let now = 0;
-    const docker = fakeDocker([
-      { exitCode: 0, stdout: IDLE, stderr: '' },
-      { exitCode: 0, stdout: BUSY, stderr: '' },
+  test('When a board reports no power or fan (NaN), then those read null', () => {
+    const [r] = gpuReadings(parsePrometheusText(exporterText({ powerW: 'NaN', tempC: 48, usedMiB: 512, util: 0.03, fan: 'NaN' })));
+    expect(r).toMatchObject({ powerDrawW: null, fanSpeedPct: null, temperatureC: 48, utilizationPct: 3 });
+  });
+
+  test('When the text has label values with escapes, comments, timestamps and junk lines, then the parser keeps the samples', () => {
+    const s = parsePrometheusText('# HELP x y\nbad line here\nm{a="q\\"uote",b="back\\\\slash"} 1.5e+3 1700000000000\nn 2\n');
+    expect(s).toEqual([
+      { name: 'm', labels: { a: 'q"uote', b: 'back\\slash' }, value: 1500 },
+      { name: 'n', labels: {}, value: 2 },
     ]);
-    const gpu = new GpuService(
-      async () => ({ id: 'c1', docker }),
-      () => now,
-    );
+  });
+
+  test('When sampled over time over HTTP, then VRAM share is computed and energy is integrated', async () => {
+    let now = 0;
+    const gpu = new GpuService(createGpuExporterClient({ url: exporter.url }), () => now);
     const first = await gpu.read();
-    expect(first.gpu?.[0]).toMatchObject({ memoryUsedPct: 50.7, temperatureC: 41 });
+    expect(first.gpu?.[0]).toMatchObject({ memoryUsedPct: 50.7, temperatureC: 41, name: 'NVIDIA GeForce RTX 3060' });
+    exporter.text = BUSY;
     now += 3_600_000; // one hour later
     const second = await gpu.read();
     // trapezoid: (17.82 + 162.35) / 2 W for 1 h
     expect(second.energy).toMatchObject({ whSinceStart: 90.09, samples: 2 });
-    expect(docker.calls[0]).toEqual(NVIDIA_SMI_QUERY);
   });
 
-  test('When the container has no nvidia-smi (CPU or Mac), then gpu is null with the reason', async () => {
-    const gpu = new GpuService(async () => ({
-      id: 'c1',
-      docker: fakeDocker([{ exitCode: 127, stdout: '', stderr: 'exec: "nvidia-smi": executable file not found in $PATH' }]),
-    }));
-    const r = await gpu.read();
-    expect(r.gpu).toBeNull();
-    expect(r.reason).toContain('no NVIDIA runtime');
+  test('When GPU_EXPORTER_URL is unset (CPU mode, Mac), then gpu is null with the reason', async () => {
+    const r = await new GpuService(undefined).read();
+    expect(r).toMatchObject({ gpu: null, reason: expect.stringContaining('GPU_EXPORTER_URL is not set') });
   });
 
-  test('When there is no ollama container (native Ollama.app), then gpu is null saying so', async () => {
-    const gpu = new GpuService(async () => {
-      throw new ContainerNotFoundError('the ollama service');
-    });
-    const r = await gpu.read();
-    expect(r).toMatchObject({ gpu: null, reason: expect.stringContaining('CONTAINER_NOT_FOUND') });
+  test('When the exporter fails (HTTP 500), answers without a GPU, or is not there, then gpu is null with the reason', async () => {
+    const gpu = new GpuService(createGpuExporterClient({ url: exporter.url }));
+    exporter.status = 500;
+    expect(await gpu.read()).toMatchObject({ gpu: null, reason: expect.stringContaining('HTTP 500') });
+    exporter.status = 200;
+    exporter.text = NO_GPU;
+    expect(await gpu.read()).toMatchObject({ gpu: null, reason: expect.stringContaining('without any nvidia_smi_* series') });
+    const gone = new GpuService(createGpuExporterClient({ url: `${await closedPortUrl()}/metrics`, timeoutMs: 2000 }));
+    expect(await gone.read()).toMatchObject({ gpu: null, reason: expect.stringContaining('GPU_EXPORTER_UNAVAILABLE') });
   });
 
-  test('When nvidia-smi fails for another reason, then the reason carries its output', async () => {
-    const gpu = new GpuService(async () => ({
-      id: 'c',
-      docker: fakeDocker([{ exitCode: 9, stdout: '', stderr: 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.' }]),
-    }));
-    expect((await gpu.read()).reason).toContain('could not communicate with the NVIDIA driver');
+  test('When the periodic sampler runs, then it reads the exporter without a page view', async () => {
+    const gpu = new GpuService(createGpuExporterClient({ url: exporter.url }));
+    const before = exporter.hits;
+    gpu.start(0.05);
+    await new Promise((r) => setTimeout(r, 300));
+    gpu.stop();
+    expect(exporter.hits).toBeGreaterThan(before);
+    expect(gpu.energy().samples).toBeGreaterThan(0);
   });
 });
