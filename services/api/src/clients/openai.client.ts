@@ -1,7 +1,7 @@
 /**
  * The client for OpenAI-compatible upstreams (vLLM, llama.cpp's server, LM Studio, an llm-d or
  * KServe gateway). It speaks /v1/models, /v1/chat/completions, /v1/completions and /v1/embeddings,
- * and hands back Ollama-shaped chunks (see openai.mapping.ts), so the generation and embedding
+ * and hands back Ollama-shaped chunks (see openai-response.mapping.ts), so the generation and embedding
  * services consume an `openai` upstream exactly like an `ollama` one.
  *
  * Same transport rules as the Ollama client: the bounded agents of connection.ts (c-ares lookups,
@@ -14,7 +14,7 @@
  * known): a route can commit its stream headers only then, so a refusal is still a real status.
  */
 import type { Readable } from 'node:stream';
-import type { AxiosError, AxiosResponse } from 'axios';
+import type { AxiosResponse } from 'axios';
 import { isNetworkError } from 'axios-retry';
 import { readSse } from '../wire/openai-sse';
 import { readText } from '../wire/lines';
@@ -22,7 +22,8 @@ import { createUpstreamHttp, requestText } from './connection';
 import { Deadline } from './deadline';
 import { isAbort } from './ollama-errors';
 import { createProxy } from './upstream-proxy';
-import { AppError, ClientClosedError, ModelNotFoundError, OllamaUnavailableError, QueueFullError, UpstreamError } from '../errors';
+import { mapOpenAiError, mapTransportError, upstreamTimeout } from './openai-errors';
+import { AppError, ClientClosedError, UpstreamError } from '../errors';
 import type {
   OllamaChatChunk,
   OllamaChatRequest,
@@ -32,21 +33,9 @@ import type {
   OllamaTag,
   StreamCallOptions,
 } from './ollama.types';
-import {
-  ChatStreamMapper,
-  chatChunkToGenerate,
-  chatCompletionToChunks,
-  embeddingsToOllama,
-  generateToChat,
-  modelsToTags,
-  toOpenAiChatRequest,
-  toOpenAiCompletionRequest,
-  toOpenAiEmbeddingRequest,
-  type OpenAiChatChunk,
-  type OpenAiChatCompletion,
-  type OpenAiEmbeddingResponse,
-  type OpenAiModel,
-} from './openai.mapping';
+import { toOpenAiChatRequest, toOpenAiCompletionRequest, toOpenAiEmbeddingRequest, generateToChat } from './openai-request.mapping';
+import { ChatStreamMapper, chatChunkToGenerate, chatCompletionToChunks, embeddingsToOllama, modelsToTags } from './openai-response.mapping';
+import type { OpenAiChatChunk, OpenAiChatCompletion, OpenAiEmbeddingResponse, OpenAiModel } from './openai.types';
 
 export interface OpenAiClientOptions {
   /** The upstream's name (UPSTREAMS[].name), for messages. */
@@ -78,91 +67,6 @@ export interface OpenAiClient extends Pick<OllamaClient, 'chat' | 'generate' | '
   openGenerate(req: OllamaGenerateRequest, opts: StreamCallOptions): Promise<AsyncIterable<OllamaGenerateChunk>>;
   /** One stream:false call (for servers or callers that want the whole answer at once). */
   chatOnce(req: OllamaChatRequest, opts: StreamCallOptions): Promise<OllamaChatChunk[]>;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Errors
-// ---------------------------------------------------------------------------------------------
-
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNECTTIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ERR_NETWORK']);
-
-/** `{"error":{"message","type","param","code"}}` (OpenAI, vLLM), `{"error":"text"}`, `{"message"}` or text. */
-export function openAiErrorText(body: string): { message: string; code?: string; type?: string } {
-  try {
-    const p = JSON.parse(body) as { error?: unknown; message?: unknown; object?: unknown; code?: unknown; type?: unknown };
-    if (typeof p.error === 'string') return { message: p.error };
-    if (p.error && typeof p.error === 'object') {
-      const e = p.error as { message?: unknown; code?: unknown; type?: unknown };
-      return {
-        message: textOf(e.message) ?? '',
-        code: textOf(e.code),
-        type: typeof e.type === 'string' ? e.type : undefined,
-      };
-    }
-    if (typeof p.message === 'string') return { message: p.message, code: textOf(p.code), type: typeof p.type === 'string' ? p.type : undefined };
-  } catch {
-    /* not JSON: use the text */
-  }
-  return { message: body.trim().slice(0, 500) };
-}
-
-/** Maps one OpenAI-style error answer to our error model. Exported for tests. */
-export function mapOpenAiError(status: number, body: string, upstream: string, model?: string, retryAfterHeader?: string): AppError {
-  const e = openAiErrorText(body);
-  const msg = e.message || `HTTP ${status}`;
-  const details = { upstream, upstreamStatus: status };
-  const retryAfter = Number(retryAfterHeader);
-  const retryAfterS = Number.isFinite(retryAfter) && retryAfter > 0 ? Math.ceil(retryAfter) : undefined;
-  if (status === 404 && model && (e.code === 'model_not_found' || /model/i.test(msg))) {
-    return new ModelNotFoundError(model, {
-      details,
-      hint: `The upstream '${upstream}' does not serve it: check its model list (GET /v1/models there) or UPSTREAMS[].models.`,
-    });
-  }
-  if (status === 401 || status === 403) {
-    return new UpstreamError(`The upstream '${upstream}' refused our credentials (${status})`, {
-      details,
-      hint: `Check the apiKey of '${upstream}' in UPSTREAMS.`,
-    });
-  }
-  if (status === 404)
-    return new UpstreamError(`The upstream '${upstream}' answered 404: ${msg}`, {
-      details,
-      hint: `Check the url of '${upstream}' in UPSTREAMS (without /v1).`,
-    });
-  if (status === 429) return new QueueFullError(`The upstream '${upstream}' is busy (429)`, retryAfterS ?? 5, { details });
-  if (status === 408 || status === 504)
-    return new AppError('UPSTREAM_TIMEOUT', 504, `The upstream '${upstream}' timed out (${status})${model ? ` for '${model}'` : ''}`, { details });
-  if (status === 499) return new ClientClosedError();
-  if (status >= 400 && status < 500) return new AppError('UPSTREAM_REJECTED', 400, `The upstream '${upstream}' rejected the request: ${msg}`, { details });
-  if (status === 503)
-    return new OllamaUnavailableError(`The upstream '${upstream}' is unavailable (503): ${msg}`, { details, ...(retryAfterS ? { retryAfterS } : {}) });
-  return new UpstreamError(`The upstream '${upstream}' failed (${status}): ${msg}`, { details, hint: `See the logs of '${upstream}'.` });
-}
-
-function upstreamTimeout(upstream: string, model: string | undefined, timeoutS: number, cause?: unknown): AppError {
-  return new AppError('UPSTREAM_TIMEOUT', 504, `The upstream '${upstream}' did not answer${model ? ` for '${model}'` : ''} within ${timeoutS} s`, {
-    hint: `The model may be loading or '${upstream}' overloaded. Raise its timeouts in UPSTREAMS, or retry with "async": true.`,
-    details: { upstream },
-    cause,
-  });
-}
-
-function mapTransportError(err: unknown, upstream: string, model: string | undefined, timeoutS: number): AppError {
-  if (err instanceof AppError) return err;
-  const code = (err as AxiosError)?.code ?? (err as NodeJS.ErrnoException)?.code;
-  if (code === 'ECONNABORTED' || code === 'ETIMEDOUT') return upstreamTimeout(upstream, model, timeoutS, err);
-  if (code && CONNECTION_CODES.has(code)) {
-    return new OllamaUnavailableError(`The upstream '${upstream}' is not reachable (${code})`, {
-      cause: err,
-      details: { upstream },
-      hint: `Check that '${upstream}' is running and reachable from the api container. Callers should fall back to another provider now.`,
-    });
-  }
-  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE') {
-    return new UpstreamError(`The upstream '${upstream}' closed the connection unexpectedly`, { cause: err, details: { upstream } });
-  }
-  return new UpstreamError(`Unexpected failure talking to the upstream '${upstream}'`, { cause: err, details: { upstream } });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -392,10 +296,4 @@ export function createOpenAiClient(opts: OpenAiClientOptions): OpenAiClient {
     }),
   };
   return client;
-}
-
-/** A field of an upstream error body as text: strings as they are, numbers and objects as JSON. */
-function textOf(v: unknown): string | undefined {
-  if (v === undefined || v === null) return undefined;
-  return typeof v === 'string' ? v : JSON.stringify(v);
 }

@@ -4,7 +4,8 @@
  */
 import { Readable } from 'node:stream';
 import { AppError } from '../../src/errors';
-import { createOpenAiClient, mapOpenAiError, type OpenAiClient } from '../../src/clients/openai.client';
+import { createOpenAiClient, type OpenAiClient } from '../../src/clients/openai.client';
+import { mapOpenAiError } from '../../src/clients/openai-errors';
 import { readSse } from '../../src/wire/openai-sse';
 import type { OllamaChatChunk, StreamCallOptions } from '../../src/clients/ollama.types';
 import { FakeOpenAi } from '../fakes/fake-openai';

@@ -1,17 +1,13 @@
 import {
-  ChatStreamMapper,
-  chatChunkToGenerate,
-  chatCompletionToChunks,
-  embeddingsToOllama,
   generateToChat,
   imageDataUrl,
   mapMessages,
   mapOptions,
-  modelsToTags,
   toOpenAiChatRequest,
   toOpenAiCompletionRequest,
   toOpenAiEmbeddingRequest,
-} from '../../src/clients/openai.mapping';
+} from '../../src/clients/openai-request.mapping';
+import { ChatStreamMapper, chatChunkToGenerate, chatCompletionToChunks, embeddingsToOllama, modelsToTags } from '../../src/clients/openai-response.mapping';
 import { usageFrom } from '../../src/services/generation.service';
 
 const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
