@@ -212,3 +212,15 @@ export class Metrics {
     return this.registry.contentType;
   }
 }
+
+/** A label-less gauge whose value is read at each scrape (cached state only: never I/O per scrape). */
+export function readGauge(registry: client.Registry, name: string, help: string, read: () => number): void {
+  new client.Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read());
+    },
+  });
+}

@@ -9,6 +9,7 @@
 import client from 'prom-client';
 import type { PrometheusClient, PromSample } from '../clients/prometheus.client';
 import { AppError, ValidationError } from '../errors';
+import { readGauge } from './metrics';
 
 const CACHE_MS = 30_000;
 const DAY_S = 86_400;
@@ -155,16 +156,7 @@ export class PrometheusView {
       ['ai_local_energy_month_projected_cost_pln', 'A 30-day month at the last 7 days average draw, PLN', 'projectedMonthPln'],
       ['ai_local_energy_cost_pln_per_1k_tokens', 'Energy cost of the last day per 1,000 generated tokens, PLN', 'plnPer1kTokens'],
     ] as const;
-    for (const [name, help, field] of gauges) {
-      new client.Gauge({
-        name,
-        help,
-        registers: [registry],
-        collect() {
-          this.set(last()?.[field] ?? NaN);
-        },
-      });
-    }
+    for (const [name, help, field] of gauges) readGauge(registry, name, help, () => last()?.[field] ?? NaN);
   }
 
   /** Refreshes the cached answers every intervalS (for the gauges), while monitoring is on. */
