@@ -79,7 +79,13 @@ for _ in $(seq 90); do
   if curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null; then
     echo "ok ($(( $(date +%s) - start )) s)"
     echo "up: the API is at http://127.0.0.1:$port (users and passwords: AUTH_USERS in .env)"
-    [ "$mode" = server ] && [ "$(env_get TUNNEL)" != 0 ] && echo "up: public URL: \`make tunnel-url\`"
+    if [ "$mode" = server ]; then
+      case $(env_get TUNNEL) in
+        0) ;;
+        tailscale) echo "up: on your tailnet: https://$(env_get TS_HOSTNAME).<tailnet>.ts.net (\`make doctor\` prints the exact name)" ;;
+        *) echo "up: public URL: \`make tunnel-url\`" ;;
+      esac
+    fi
     exit 0
   fi
   printf '.'; sleep 2
