@@ -349,7 +349,8 @@ test('GPU telemetry: the exporter sidecar only in the GPU overlay, on an interna
   for (const name of ['server (no gpu, no tunnel)', 'dev-cpu', 'dev']) {
     const c = combo(name).config;
     assert.equal(c.services['gpu-exporter'], undefined, name);
-    assert.equal(env(c.services.api).GPU_EXPORTER_URL, undefined, `${name}: no GPU telemetry`);
+    // passed as ${GPU_EXPORTER_URL:-}: empty, which the api reads as unset
+    assert.ok(!env(c.services.api).GPU_EXPORTER_URL, `${name}: no GPU telemetry`);
   }
 });
 
