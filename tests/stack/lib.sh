@@ -2,7 +2,7 @@
 # smoke.sh's: the tool next to the repo (../shared/tools/podman-stack, or PODMAN_STACK=path), root,
 # a temporary copy of the working tree with its own .env (`make init`), its own compose project name,
 # free ports, its own podman API service (PODMAN_STACK_SOCK) that is stopped at the end, and a cleanup
-# that takes down only this run's project. (smoke.sh keeps its own copies of these for now.)
+# that takes down only this run's project. smoke.sh, monitoring.sh and their helpers share them.
 #
 # The caller sets LIB_NAME (the prefix of its messages) and LIB_P (project name prefix), then:
 #   lib_init               checks, tmp dir, project name, PODMAN_STACK_* ($tmp, $copy, $P, $PS)
@@ -83,6 +83,18 @@ env_set() {
 }
 envv() { sed -n "s/^$1=//p" "$copy/.env" | tail -n 1; }
 
+# whatever compose could not remove of this run's project $P (by its label): containers, volumes, networks
+remove_leftovers() {
+  command -v podman >/dev/null || return 0
+  local left
+  left=$(podman ps -aq --filter "label=com.docker.compose.project=$P" 2>/dev/null)
+  [ -z "$left" ] || { echo "    removing leftover containers: $left"; podman rm -f $left >/dev/null 2>&1; }
+  left=$(podman volume ls -q --filter "label=com.docker.compose.project=$P" 2>/dev/null)
+  [ -z "$left" ] || { echo "    removing leftover volumes: $left"; podman volume rm -f $left >/dev/null 2>&1; }
+  left=$(podman network ls -q --filter "label=com.docker.compose.project=$P" 2>/dev/null)
+  [ -z "$left" ] || { echo "    removing leftover networks: $left"; podman network rm -f $left >/dev/null 2>&1; }
+}
+
 lib_cleanup() {
   local rc=$?
   set +e
@@ -97,16 +109,7 @@ lib_cleanup() {
   if [ ${#LIB_DOWN_ARGS[@]} -gt 0 ] && [ -n "${DOCKER_HOST:-}" ]; then
     (cd "$copy" && "$PS" down "${LIB_DOWN_ARGS[@]}") >"$tmp/down.log" 2>&1 || { echo "    down failed:"; indent <"$tmp/down.log"; }
   fi
-  # whatever compose could not remove (only this run's project, by its label)
-  if command -v podman >/dev/null; then
-    local left
-    left=$(podman ps -aq --filter "label=com.docker.compose.project=$P" 2>/dev/null)
-    [ -z "$left" ] || { echo "    removing leftover containers: $left"; podman rm -f $left >/dev/null 2>&1; }
-    left=$(podman volume ls -q --filter "label=com.docker.compose.project=$P" 2>/dev/null)
-    [ -z "$left" ] || { echo "    removing leftover volumes: $left"; podman volume rm -f $left >/dev/null 2>&1; }
-    left=$(podman network ls -q --filter "label=com.docker.compose.project=$P" 2>/dev/null)
-    [ -z "$left" ] || { echo "    removing leftover networks: $left"; podman network rm -f $left >/dev/null 2>&1; }
-  fi
+  remove_leftovers
   # only this run's service and loops: PODMAN_STACK_STATE is ours
   "$PS" stop >/dev/null 2>&1
   rm -rf "$tmp"

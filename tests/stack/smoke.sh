@@ -28,14 +28,11 @@
 # STACK_HEALTH_LOOP (an engine that runs no healthchecks itself, e.g. podman's API: its tool's health-loop).
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || (cd "$here/../.." && pwd))
-ENGINE=(node "$here/engine.js")
-T_START=$(date +%s.%N)
-
-say() { printf '[test-stack %6.1fs] %s\n' "$(since "$T_START")" "$*"; }
-since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
-indent() { sed 's/^/    | /'; }
+LIB_NAME=test-stack
+# here, root, ENGINE, T_START and the small helpers (say, since, indent, ok, free_port, port_open,
+# envv, remove_leftovers)
+# shellcheck source=tests/stack/lib.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 # What this run needs: the podman-stack tool (next to the repo, or PODMAN_STACK=path), root (its
 # setup installs apt packages; rootful podman) and a few tools. Missing any: scripts/test-skip.sh
@@ -121,7 +118,6 @@ show_failing() { # the states of the project, then the logs of the services that
   fi
 }
 fail() { echo "test-stack: FAIL: $*" >&2; show_failing; exit 1; }
-ok() { echo "    ok: $*"; }
 trap 'rc=$?; echo "test-stack: FAIL: command failed (exit $rc) at line $LINENO: $BASH_COMMAND" >&2; show_failing' ERR
 
 cleanup() {
@@ -143,17 +139,8 @@ cleanup() {
     done
   fi
   [ -n "$HEALTH_PID" ] && kill "$HEALTH_PID" 2>/dev/null
-  # whatever compose could not remove (only this run's project, by its label)
-  if command -v podman >/dev/null; then
-    local left
-    left=$(podman ps -aq --filter "label=com.docker.compose.project=$P" 2>/dev/null)
-    [ -z "$left" ] || { echo "    removing leftover containers: $left"; podman rm -f $left >/dev/null 2>&1; }
-    podman rmi -f "$API_IMAGE" >/dev/null 2>&1 || true
-    left=$(podman volume ls -q --filter "label=com.docker.compose.project=$P" 2>/dev/null)
-    [ -z "$left" ] || { echo "    removing leftover volumes: $left"; podman volume rm -f $left >/dev/null 2>&1; }
-    left=$(podman network ls -q --filter "label=com.docker.compose.project=$P" 2>/dev/null)
-    [ -z "$left" ] || { echo "    removing leftover networks: $left"; podman network rm -f $left >/dev/null 2>&1; }
-  fi
+  remove_leftovers
+  command -v podman >/dev/null && podman rmi -f "$API_IMAGE" >/dev/null 2>&1
   # only this run's service and loops: PODMAN_STACK_STATE is ours
   "$PS" stop >/dev/null 2>&1
   rm -rf "$tmp"
@@ -166,9 +153,6 @@ trap 'exit 130' INT; trap 'exit 143' TERM   # so that cleanup runs on Ctrl-C and
 step() { STEP_NAME=$1; STEP_T=$(date +%s.%N); echo; say "== step $1"; }
 step_done() { local t; t=$(since "$STEP_T"); STEP_TIMES+=("$(printf '%-58s %6.1f s' "$STEP_NAME" "$t")"); say "== step done in $t s"; }
 
-free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-# 0 when something accepts a TCP connection on 127.0.0.1:PORT
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # req METHOD PATH [USER:PW] [JSON]: sets CODE and BODY (and TIME_MS)
 req() {
@@ -249,7 +233,6 @@ HTTP_PORT=$(free_port); OLLAMA_DEV_PORT=$(free_port)
 while [ "$OLLAMA_DEV_PORT" = "$HTTP_PORT" ]; do OLLAMA_DEV_PORT=$(free_port); done
 sed -i -e "s/^GPU=.*/GPU=0/" -e "s/^COMPOSE_PROJECT_NAME=.*/COMPOSE_PROJECT_NAME=$P/" \
        -e "s/^HTTP_PORT=.*/HTTP_PORT=$HTTP_PORT/" -e "s/^OLLAMA_DEV_PORT=.*/OLLAMA_DEV_PORT=$OLLAMA_DEV_PORT/" "$copy/.env"
-envv() { sed -n "s/^$1=//p" "$copy/.env" | tail -n 1; }
 for kv in GPU=0 COMPOSE_PROJECT_NAME="$P" HTTP_PORT="$HTTP_PORT" OLLAMA_DEV_PORT="$OLLAMA_DEV_PORT"; do
   [ "$(envv "${kv%%=*}")" = "${kv#*=}" ] || fail ".env from make init has no ${kv%%=*}= line to set (.env.example changed?)"
 done
