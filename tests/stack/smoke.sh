@@ -117,8 +117,10 @@ show_failing() { # the states of the project, then the logs of the services that
     echo "---- health loop:" >&2; tail -n 5 "$PODMAN_STACK_STATE/health-$P.log" | indent >&2
   fi
 }
-fail() { echo "test-stack: FAIL: $*" >&2; show_failing; exit 1; }
-trap 'rc=$?; echo "test-stack: FAIL: command failed (exit $rc) at line $LINENO: $BASH_COMMAND" >&2; show_failing' ERR
+# The reason is said again as the run's last line: CI keeps only the tail of a long log.
+FAIL_REASON=""
+fail() { FAIL_REASON="step '${STEP_NAME:-setup}': $*"; echo "test-stack: FAIL: $*" >&2; show_failing; exit 1; }
+trap 'rc=$?; FAIL_REASON="step '"'"'${STEP_NAME:-setup}'"'"': command failed (exit $rc) at line $LINENO: $BASH_COMMAND"; echo "test-stack: $FAIL_REASON" >&2; show_failing' ERR
 
 cleanup() {
   local rc=$?
@@ -145,6 +147,7 @@ cleanup() {
   "$PS" stop >/dev/null 2>&1
   rm -rf "$tmp"
   say "total $(since "$T_START") s, exit $rc"
+  [ -z "$FAIL_REASON" ] || echo "test-stack: FAIL: $FAIL_REASON" >&2
   exit "$rc"
 }
 trap cleanup EXIT
