@@ -10,6 +10,7 @@ import type { Logger } from './logger';
 import { authenticate, requireAdmin } from './middleware/auth';
 import { verifyJsonBody } from './middleware/body-guard';
 import { errorHandler, notFoundHandler } from './middleware/error-handler';
+import { assignPriority } from './middleware/lanes';
 import { rateLimiter } from './middleware/rate-limit';
 import { rememberMount, requestContext } from './middleware/request-context';
 import { errorShape, ollamaErrorBody, openaiErrorBody } from './middleware/surface-errors';
@@ -55,6 +56,8 @@ export function createApp({ config, logger, services: s }: AppDeps): Express {
   app.use(status);
 
   if (config.rateLimitPerMin > 0) app.use(['/v1', '/ollama', '/openai/v1'], rateLimiter(config.rateLimitPerMin));
+  // The lane (X-Priority / USER_PRIORITY): a bad header is refused before the body is read.
+  app.use(['/v1', '/ollama', '/openai/v1'], assignPriority(config.upstreams.userPriority));
 
   app.use(express.json({ limit: config.bodyLimit, type: ['application/json', 'application/*+json'], verify: verifyJsonBody }));
   app.use(['/v1', '/admin', '/ollama', '/openai/v1'], rememberMount);

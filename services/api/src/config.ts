@@ -1,4 +1,5 @@
 import Joi from 'joi';
+import { DEFAULT_AGING_S, DEFAULT_SPILL_AFTER_MS, parseUpstreamsConfig, type UpstreamsConfig } from './config/upstreams';
 import { ConfigError } from './errors';
 
 /**
@@ -58,6 +59,8 @@ export interface Config {
   docker: { host: string; ollamaContainer: string; composeProject: string; restartWaitS: number };
   /** Issue 13: what the gauges for the alert rules watch, and where Prometheus answers (empty = monitoring off). */
   monitoring: { models: string[]; modelsVolumePath: string; prometheusUrl: string };
+  /** The pool (UPSTREAMS, USER_PRIORITY, PRIORITY_AGING_S, SPILL_AFTER_MS). */
+  upstreams: UpstreamsConfig;
 }
 
 const durationPattern = /^-?\d+(\.\d+)?(ns|us|µs|ms|s|m|h)([\d.]+(ns|us|µs|ms|s|m|h))*$|^-?\d+$/;
@@ -134,6 +137,11 @@ const schema = Joi.object({
 
   MODELS: Joi.string().default('llama3.1:8b,mistral:7b,nomic-embed-text,llava:7b').description('models that must be installed (ai_local_model_present)'),
   MODELS_VOLUME_PATH: Joi.string().default('/models').description('a path on the models volume (ai_local_models_volume_free_bytes)'),
+  // The upstream pool (config/upstreams.ts parses and checks these; listed here for their defaults).
+  UPSTREAMS: Joi.any().default('').description('JSON array of upstreams; empty = one Ollama at OLLAMA_BASE_URL'),
+  USER_PRIORITY: Joi.any().default('').description('default lane per user: waldus=high,batch=low'),
+  PRIORITY_AGING_S: Joi.any().default(DEFAULT_AGING_S).description('a waiting request moves up one lane after this long (0 = never)'),
+  SPILL_AFTER_MS: Joi.any().default(DEFAULT_SPILL_AFTER_MS).description('skip the preferred upstream when its estimated wait is longer'),
   PROMETHEUS_URL: Joi.string()
     .uri({ scheme: ['http', 'https'] })
     .allow('')
@@ -245,6 +253,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (!users.some((u) => u.name === admin)) problems.push(`ADMIN_USERS: "${admin}" is not a user in AUTH_USERS`);
   }
 
+  const pool = parseUpstreamsConfig(set, {
+    ollamaBaseUrl: String(v.OLLAMA_BASE_URL),
+    maxConcurrent: v.MAX_CONCURRENT,
+    requestTimeoutS: v.REQUEST_TIMEOUT_S,
+    connectTimeoutMs: v.OLLAMA_CONNECT_TIMEOUT_MS,
+    loadAllowanceS: v.MODEL_LOAD_TIMEOUT_S,
+  });
+  problems.push(...pool.problems);
+
   if (problems.length) throw new ConfigError(problems);
 
   return deepFreeze<Config>({
@@ -290,6 +307,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       composeProject: v.COMPOSE_PROJECT_NAME,
       restartWaitS: v.RESTART_WAIT_S,
     },
+    upstreams: pool.value,
     monitoring: { models: listItems(String(v.MODELS)), modelsVolumePath: v.MODELS_VOLUME_PATH, prometheusUrl: String(v.PROMETHEUS_URL).replace(/\/+$/, '') },
   });
 }

@@ -5,6 +5,7 @@
 import type { Server } from 'node:http';
 import { createApp } from './app';
 import { answerClientErrors } from './client-errors';
+import type { UpstreamPool } from './services/upstream-pool';
 import { createClients, createServices } from './composition';
 import { loadConfig, type Config } from './config';
 import { ConfigError, ServiceShuttingDownError } from './errors';
@@ -38,18 +39,19 @@ function start(): void {
   }
 
   const services = createServices(config, createClients(config, logger), logger);
-  const { queue, jobs, warm, gpu, prometheus } = services;
+  const { pool, jobs, warm, gpu, prometheus } = services;
   const app = createApp({ config, logger, services });
 
   const server: Server = app.listen(config.port, config.host, () => {
     logger.info('listening', {
       port: config.port,
-      ollama: config.ollama.baseUrl,
+      upstreams: pool.status().map((u) => `${u.name} (${u.kind}) ${u.url}`),
       defaultModel: config.models.default,
       auth: config.auth.users.length > 0,
       maxConcurrent: config.queue.maxConcurrent,
       maxQueue: config.queue.maxQueue,
     });
+    pool.start();
     warm.start();
     gpu.start(config.gpuSampleS);
     prometheus.start();
@@ -64,15 +66,16 @@ function start(): void {
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info('shutting down', { signal, running: queue.activeCount, queued: queue.queuedCount });
+    logger.info('shutting down', { signal, running: runningCount(pool), queued: queuedCount(pool) });
     // Stop accepting; resolves once every connection has ended (idle keep-alives close now).
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    pool.stop();
     warm.stop();
     gpu.stop();
     prometheus.stop();
-    queue.rejectWaiting(new ServiceShuttingDownError());
-    const drained = await queue.drain(config.shutdown.graceS * 1000);
-    if (!drained) logger.warn('grace period over: ending running generations', { running: queue.activeCount });
+    pool.rejectWaiting(new ServiceShuttingDownError());
+    const drained = await pool.drain(config.shutdown.graceS * 1000);
+    if (!drained) logger.warn('grace period over: ending running generations', { running: runningCount(pool) });
     jobs.cancelAll();
     // Let the last lines of finished answers flush before the sockets go.
     await Promise.race([closed, new Promise((r) => setTimeout(r, drained ? 2000 : 0))]);
@@ -85,3 +88,11 @@ function start(): void {
 }
 
 start();
+
+function runningCount(pool: UpstreamPool): number {
+  return pool.stats().reduce((n, s) => n + s.active, 0);
+}
+
+function queuedCount(pool: UpstreamPool): number {
+  return pool.stats().reduce((n, s) => n + s.queued, 0);
+}

@@ -124,6 +124,33 @@ export function createUpstreamHttp(opts: UpstreamHttpOptions): AxiosInstance {
   return http_;
 }
 
+/**
+ * Axios request options that call `onConnected` once the request's socket is connected (at once
+ * for a pooled keep-alive socket). Axios builds the request through `transport`; this one is
+ * node's own http/https with a look at the socket.
+ */
+export function connectedHook(onConnected: (() => void) | undefined): Pick<AxiosRequestConfig, 'transport'> {
+  if (!onConnected) return {};
+  let called = false;
+  const fire = () => {
+    if (called) return;
+    called = true;
+    onConnected();
+  };
+  return {
+    transport: {
+      request(options: http.RequestOptions, cb: (res: http.IncomingMessage) => void): http.ClientRequest {
+        const req = (options.protocol === 'https:' ? https : http).request(options, cb);
+        req.once('socket', (socket: Duplex & { connecting?: boolean }) => {
+          if (socket.connecting) socket.once('connect', fire);
+          else fire();
+        });
+        return req;
+      },
+    },
+  };
+}
+
 /** A request whose body comes back as the text it was (the client parses it, or maps the error in it). */
 export function requestText(http_: AxiosInstance, config: AxiosRequestConfig): Promise<AxiosResponse<string>> {
   return http_.request<string>({ ...config, responseType: 'text', transformResponse: (d: string) => d });

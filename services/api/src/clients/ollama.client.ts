@@ -19,7 +19,7 @@ import { isNetworkError } from 'axios-retry';
 import { AppError, ClientClosedError, UpstreamError, UpstreamTimeoutError } from '../errors';
 import { errorText, LineSplitter, readText } from '../wire/lines';
 import { parseNdjsonLine } from '../wire/ndjson';
-import { createUpstreamHttp, requestText } from './connection';
+import { connectedHook, createUpstreamHttp, requestText } from './connection';
 import { Deadline } from './deadline';
 import { isAbort, mapOllamaError, mapTransportError } from './ollama-errors';
 import { createProxy } from './upstream-proxy';
@@ -112,6 +112,7 @@ export function createOllamaClient(opts: OllamaClientOptions): OllamaClient {
           responseType: 'stream',
           signal: deadline.controller.signal,
           timeout: 0, // our Deadline bounds the wait instead (a cold load sends no byte for a while)
+          ...connectedHook(o.onAccepted),
         });
       } catch (err) {
         if (deadline.timedOut) throw new UpstreamTimeoutError(model, timeoutFor(), { cause: err });
@@ -177,6 +178,7 @@ export function createOllamaClient(opts: OllamaClientOptions): OllamaClient {
     baseUrl,
     proxy: createProxy(http_, {
       accept: 'application/json, application/x-ndjson, text/event-stream',
+      acceptedOnConnect: true,
       timeoutError: (model, timeoutS, cause) => new UpstreamTimeoutError(model, timeoutS, { cause }),
       transportError: (err, model, timeoutS) => mapTransportError(err, baseUrl, model, timeoutS),
     }),

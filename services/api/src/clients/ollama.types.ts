@@ -127,6 +127,12 @@ export interface StreamCallOptions {
   firstChunkTimeoutMs: number;
   /** Wait allowed between two chunks once streaming started. */
   idleTimeoutMs: number;
+  /**
+   * Called once the upstream has taken the request: for Ollama when the socket is connected (it
+   * sends no header while it loads a model), for an OpenAI-compatible server when its status is a
+   * success. A route commits its stream headers then, so "nobody reachable" is still a real status.
+   */
+  onAccepted?: () => void;
 }
 
 /** A raw call for the pass-through surfaces (/ollama, /openai/v1): no status mapping, body streamed. */
@@ -145,6 +151,8 @@ export interface ProxyRequest {
   firstByteTimeoutMs: number;
   /** Wait allowed between two body chunks. */
   idleTimeoutMs: number;
+  /** As StreamCallOptions.onAccepted. */
+  onAccepted?: () => void;
 }
 
 export interface ProxyResponse {

@@ -168,6 +168,7 @@ export function createOpenAiClient(opts: OpenAiClientOptions): OpenAiClient {
         deadline.dispose();
       }
     }
+    o.onAccepted?.();
     const state = { done: false };
     async function* events(): AsyncGenerator<{ chunk: OpenAiChatChunk; at: number }> {
       let finished = false;

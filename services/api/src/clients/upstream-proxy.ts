@@ -1,6 +1,7 @@
 import { Readable, Transform } from 'node:stream';
 import type { AxiosInstance, AxiosResponse } from 'axios';
 import { AppError, ClientClosedError } from '../errors';
+import { connectedHook } from './connection';
 import { Deadline } from './deadline';
 import { isAbort } from './ollama-errors';
 import type { ProxyRequest, ProxyResponse } from './ollama.types';
@@ -12,6 +13,8 @@ export interface ProxyOptions {
   headers?: Record<string, string>;
   timeoutError(model: string | undefined, timeoutS: number, cause?: unknown): AppError;
   transportError(err: unknown, model: string | undefined, timeoutS: number): AppError;
+  /** Ollama sends no header while it loads: its request counts as accepted once connected. */
+  acceptedOnConnect?: boolean;
 }
 
 /**
@@ -40,6 +43,7 @@ export function createProxy(http_: AxiosInstance, o: ProxyOptions): (r: ProxyReq
         timeout: 0, // the Deadline bounds the wait instead (a cold load sends no byte for a while)
         // A byte stream cannot be replayed; a JSON body keeps the client's dead-pooled-socket retry.
         ...(raw ? { 'axios-retry': { retries: 0 } } : {}),
+        ...(o.acceptedOnConnect ? connectedHook(r.onAccepted) : {}),
       });
     } catch (err) {
       deadline.dispose();
@@ -48,6 +52,7 @@ export function createProxy(http_: AxiosInstance, o: ProxyOptions): (r: ProxyReq
       throw o.transportError(err, r.model, Math.round(r.firstByteTimeoutMs / 1000));
     }
     deadline.touch();
+    if (!o.acceptedOnConnect && res.status < 400) r.onAccepted?.();
 
     const src = res.data;
     const tap = new Transform({

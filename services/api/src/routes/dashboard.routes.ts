@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Router } from 'express';
-import type { LaneQueue } from '../services/lane-queue';
+import type { UpstreamPool } from '../services/upstream-pool';
 import type { GpuService } from '../services/gpu.service';
 import type { HealthService } from '../services/health.service';
 import { loadedModel } from '../services/loaded-model';
@@ -22,7 +22,7 @@ export interface DashboardDeps {
   gpu: GpuService;
   health: HealthService;
   catalog: ModelCatalog;
-  queue: LaneQueue;
+  pool: UpstreamPool;
   metrics: Metrics;
   prometheus: PrometheusView;
   gauges: MonitoringGauges;
@@ -53,7 +53,9 @@ export function dashboardRoutes(d: DashboardDeps): Router {
         .map(loadedModel)
         .map((m) => ({ name: m.name, sizeBytes: m.size, vramBytes: m.sizeVram, vramShare: m.vramShare, expiresAt: m.expiresAt })),
       gpu,
-      queue: d.queue.stats(),
+      queue: d.pool.stats(),
+      // Per upstream: state, breaker, models, queue, served (never the apiKey or URL credentials).
+      upstreams: d.pool.status(),
       requestRatePerS: d.metrics.requestRate(),
       recentErrors: d.metrics.errorsRecent(),
       energy,

@@ -3,14 +3,15 @@ import { Router, type Request, type Response } from 'express';
 import Joi from 'joi';
 import type { OllamaMessage } from '../clients/ollama.types';
 import { collect, type Admission, type ChatInput, type GenerateInput, type GenerationService, type GenRequest } from '../services/generation.service';
-import { clientGone, logQueueWait } from '../middleware/request-context';
+import { laneOf, runOptions } from '../middleware/lanes';
+import { clientGone } from '../middleware/request-context';
 import { validate } from '../middleware/validate';
 import type { JobStore } from '../services/job-store';
 import type { Metrics } from '../services/metrics';
 import type { ResponseCache } from '../services/response-cache';
 import { respond } from './support/respond';
 import { formatSchema, imageSchema, messageSchema, modelName, optionsSchema, stripDataUrl } from './support/schemas';
-import { endWithErrorLine, NDJSON, runStream, writeLine } from './support/streams';
+import { endWithErrorLine, NDJSON, runLazyStream, writeLine } from './support/streams';
 
 const asyncFlag = Joi.boolean()
   .default(false)
@@ -54,12 +55,7 @@ export function generationRoutes(generation: GenerationService, jobs: JobStore, 
 
   /** The whole answer as one JSON body (stream:false callers and async jobs). */
   async function answer(res: Response, admission: Admission, genReq: GenRequest, signal: AbortSignal, onRunning: () => void) {
-    const r = await collect(
-      generation.run(admission, genReq, signal, (slot) => {
-        onRunning();
-        logQueueWait(res)(slot);
-      }),
-    );
+    const r = await collect(generation.run(admission, genReq, signal, runOptions(res, { onRunning }).hooks));
     res.locals.log = { ...res.locals.log, tokens: r.usage.completion_tokens, doneReason: r.doneReason };
     const model = admission.model;
     const body =
@@ -77,19 +73,21 @@ export function generationRoutes(generation: GenerationService, jobs: JobStore, 
     return { ...body, done_reason: r.doneReason, usage: r.usage };
   }
 
-  /** NDJSON: headers at once (a caller behind Cloudflare must see bytes before 100 s, even while queued). */
+  /**
+   * NDJSON: headers once an upstream took the request (before that, "nobody reachable" is a real
+   * 503), or after HOLD_HEADERS_MS in the queue (a caller behind Cloudflare must see bytes before 100 s).
+   */
   async function stream(req: Request, res: Response, genReq: GenRequest, requestedModel: string | undefined, hasImages: boolean) {
     const signal = clientGone(res);
-    const admission = await generation.admit(requestedModel, hasImages ? 'vision' : 'chat', signal);
+    const admission = await generation.admit(requestedModel, hasImages ? 'vision' : 'chat', signal, laneOf(res));
     const model = admission.model;
     res.locals.log = { model, queuePosition: admission.ticket.position, stream: true };
-    const events = generation.run(admission, genReq, signal, logQueueWait(res));
-    await runStream(
+    await runLazyStream(
       res,
       NDJSON,
       signal,
-      async () => {
-        for await (const ev of events) {
+      async (start) => {
+        for await (const ev of generation.run(admission, genReq, signal, runOptions(res, { onStart: start }).hooks)) {
           if (ev.type === 'delta') {
             const line: Record<string, unknown> = { model, ...shape(genReq, ev.text), done: false };
             if (ev.thinking) line.thinking = ev.thinking;
@@ -115,7 +113,7 @@ export function generationRoutes(generation: GenerationService, jobs: JobStore, 
       jobs,
       genReq.kind,
       async (signal, onRunning) => {
-        const admission = await generation.admit(requestedModel, kind, signal);
+        const admission = await generation.admit(requestedModel, kind, signal, laneOf(res));
         res.locals.log = { model: admission.model, queuePosition: admission.ticket.position, stream: false };
         return () => answer(res, admission, genReq, signal, onRunning);
       },

@@ -2,6 +2,7 @@
 import { Router } from 'express';
 import Joi from 'joi';
 import { clientGone } from '../middleware/request-context';
+import { runOptions } from '../middleware/lanes';
 import { validate } from '../middleware/validate';
 import type { EmbeddingService } from '../services/embedding.service';
 import type { JobStore } from '../services/job-store';
@@ -34,10 +35,10 @@ export function inferenceRoutes(structured: StructuredService, embeddings: Embed
 
   router.post('/structured', validate({ body: structuredBody }), async (req, res) => {
     await respond(req, res, jobs, 'structured', async (signal, onRunning) => {
-      const produce = await structured.prepare(req.body as StructuredInput, signal, onRunning);
+      const produce = await structured.prepare(req.body as StructuredInput, signal, runOptions(res, { onRunning }));
       return async () => {
         const r = await produce();
-        res.locals.log = { model: r.model, attempts: r.attempts, tokens: r.usage.completion_tokens };
+        res.locals.log = { ...res.locals.log, model: r.model, attempts: r.attempts, tokens: r.usage.completion_tokens };
         return { data: r.data, attempts: r.attempts, model: r.model, usage: r.usage };
       };
     });
@@ -47,8 +48,8 @@ export function inferenceRoutes(structured: StructuredService, embeddings: Embed
     const b = req.body as { input: string | string[]; model?: string };
     const parts = embeddings.cacheParts(b.model, b.input);
     await cachedJson(req, res, { cache, metrics, kind: 'embeddings', parts }, async () => {
-      const r = await embeddings.embed(b.input, b.model, clientGone(res));
-      res.locals.log = { model: r.model, inputs: r.embeddings.length };
+      const r = await embeddings.embed(b.input, b.model, clientGone(res), runOptions(res));
+      res.locals.log = { ...res.locals.log, model: r.model, inputs: r.embeddings.length };
       return r;
     });
   });

@@ -16,7 +16,8 @@
 import { Router, type Request, type Response } from 'express';
 import type { Config } from '../config';
 import { isAdmin, requireAdmin } from '../middleware/auth';
-import { clientGone, logQueueWait } from '../middleware/request-context';
+import { laneOf, runOptions } from '../middleware/lanes';
+import { clientGone } from '../middleware/request-context';
 import { ollamaErrorBody, surfaceError } from '../middleware/surface-errors';
 import { validate } from '../middleware/validate';
 import { nativeLane, type NativeInference, type PassthroughService } from '../services/passthrough.service';
@@ -68,7 +69,7 @@ export function ollamaNativeRoutes(svc: PassthroughService, auth: Config['auth']
     const streamable = kind === 'generate' || kind === 'chat';
     const stream = streamable && b.stream !== false; // Ollama streams unless told not to
     const signal = clientGone(res);
-    const admission = await svc.admit((b.model || undefined) as string | undefined, nativeLane(kind, b), signal);
+    const admission = await svc.admit((b.model || undefined) as string | undefined, nativeLane(kind, b), signal, laneOf(res), 'ollama');
     const { body, overridden } = svc.nativeBody(kind, b, admission.model, isAdmin(auth, req));
     res.locals.log = {
       model: admission.model,
@@ -77,10 +78,10 @@ export function ollamaNativeRoutes(svc: PassthroughService, auth: Config['auth']
       ...(overridden.length ? { overriddenOptions: overridden } : {}),
     };
     const call = { method: 'POST' as const, path: `/api/${kind}`, body };
-    const onSlot = logQueueWait(res);
+    const hooks = runOptions(res).hooks;
 
     if (!stream) {
-      const up = await svc.inference(admission, call, signal, onSlot);
+      const up = await svc.inference(admission, call, signal, hooks);
       if (up.status >= 400 || !streamable) {
         await sendUpstream(res, up);
         return;
@@ -89,11 +90,11 @@ export function ollamaNativeRoutes(svc: PassthroughService, auth: Config['auth']
       return;
     }
 
-    // Admitted: headers now, the wait for the slot and the model load happen inside the stream.
+    // Admitted: headers once an upstream took it (a cold load still gets them at once).
     await relayStream(
       res,
       NDJSON,
-      { svc, admission, call, signal, onSlot },
+      { svc, admission, call, signal },
       {
         upstreamError: (text, status) => endWithError(res, 'UPSTREAM', ndjsonFrame({ error: upstreamErrorText(text, status) })),
         failed: (err, lastByte) => endWithErrorLine(res, err, lastByte),

@@ -20,7 +20,8 @@
  * compose file sets to NUM_CTX so both surfaces share one loaded runner.
  */
 import { Router, type Request, type Response } from 'express';
-import { clientGone, logQueueWait } from '../middleware/request-context';
+import { laneOf, runOptions } from '../middleware/lanes';
+import { clientGone } from '../middleware/request-context';
 import { openaiErrorBody, surfaceError } from '../middleware/surface-errors';
 import { joinWildcard, validate } from '../middleware/validate';
 import { collectable, openaiLane, type OpenaiInference, type PassthroughService } from '../services/passthrough.service';
@@ -53,14 +54,14 @@ export function openaiRoutes(svc: PassthroughService): Router {
     const b = req.body as Record<string, unknown>;
     const stream = kind !== 'embeddings' && b.stream === true; // OpenAI's default: not streamed
     const signal = clientGone(res);
-    const admission = await svc.admit((b.model || undefined) as string | undefined, openaiLane(kind, b), signal);
+    const admission = await svc.admit((b.model || undefined) as string | undefined, openaiLane(kind, b), signal, laneOf(res), 'openai');
     res.locals.log = { model: admission.model, queuePosition: admission.ticket.position, stream };
     const call = { method: 'POST' as const, path: `/v1/${kind}`, body: { ...b, model: admission.model } };
-    const onSlot = logQueueWait(res);
+    const hooks = runOptions(res).hooks;
 
     if (!stream && kind === 'chat/completions' && collectable(b)) {
       // Streamed upstream and collected here: the wait is bounded per token, not per answer.
-      const up = await svc.inference(admission, { ...call, body: { ...call.body, stream: true, stream_options: { include_usage: true } } }, signal, onSlot);
+      const up = await svc.inference(admission, { ...call, body: { ...call.body, stream: true, stream_options: { include_usage: true } } }, signal, hooks);
       if (up.status >= 400) {
         await sendUpstream(res, up);
         return;
@@ -69,15 +70,15 @@ export function openaiRoutes(svc: PassthroughService): Router {
       return;
     }
     if (!stream) {
-      await sendUpstream(res, await svc.inference(admission, call, signal, onSlot));
+      await sendUpstream(res, await svc.inference(admission, call, signal, hooks));
       return;
     }
 
-    // Admitted: headers now; the wait for the slot and a cold load happen inside the stream.
+    // Admitted: headers once an upstream took it (a cold load still gets them at once).
     await relayStream(
       res,
       SSE,
-      { svc, admission, call, signal, onSlot },
+      { svc, admission, call, signal },
       {
         upstreamError: (text, status) => res.write(sseFrame(openaiUpstreamError(text, status))),
         failed: (err, lastByte) => endWithErrorEvent(res, err, lastByte),

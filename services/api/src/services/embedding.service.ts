@@ -1,8 +1,8 @@
-/** Embeddings: one upstream /api/embed call per request (batched), on the embedding model's lane. */
+/** Embeddings: one upstream embed call per request (batched), on the embedding model's lane. */
 import { UpstreamError } from '../errors';
-import type { GenerationService } from './generation.service';
-import type { OllamaClient } from '../clients/ollama.types';
 import type { Config } from '../config';
+import type { GenerationService, RunOptions } from './generation.service';
+import type { UpstreamPool } from './upstream-pool';
 
 export interface EmbeddingResult {
   model: string;
@@ -14,7 +14,7 @@ export interface EmbeddingResult {
 export class EmbeddingService {
   constructor(
     private readonly generation: GenerationService,
-    private readonly ollama: OllamaClient,
+    private readonly pool: UpstreamPool,
     private readonly config: Config,
   ) {}
 
@@ -23,31 +23,28 @@ export class EmbeddingService {
     return { model: this.generation.resolveModel(requestedModel, 'embed'), input };
   }
 
-  async embed(input: string | string[], requestedModel: string | undefined, signal: AbortSignal): Promise<EmbeddingResult> {
-    const admission = await this.generation.admit(requestedModel, 'embed', signal);
-    const slot = await admission.ticket.slot;
-    try {
-      const timeouts = await this.generation.timeoutsFor(admission.model, signal);
-      const res = await this.ollama.embed(
+  async embed(input: string | string[], requestedModel: string | undefined, signal: AbortSignal, run: RunOptions = {}): Promise<EmbeddingResult> {
+    const admission = await this.generation.admit(requestedModel, 'embed', signal, run.priority);
+    const { value: res, upstream } = await this.pool.run(admission, signal, run.hooks ?? {}, async (member) =>
+      member.client.embed(
         { model: admission.model, input, keep_alive: this.config.ollama.keepAlive, options: { num_ctx: this.config.models.numCtx } },
-        timeouts,
-      );
-      const expected = Array.isArray(input) ? input.length : 1;
-      if (!Array.isArray(res.embeddings) || res.embeddings.length !== expected) {
-        throw new UpstreamError(`Ollama returned ${res.embeddings?.length ?? 0} embeddings for ${expected} input(s)`);
-      }
-      return {
-        model: admission.model,
-        embeddings: res.embeddings,
-        dimensions: res.embeddings[0]?.length ?? 0,
-        usage: {
-          prompt_tokens: res.prompt_eval_count ?? 0,
-          total_ms: Math.round((res.total_duration ?? 0) / 1e6),
-          load_ms: Math.round((res.load_duration ?? 0) / 1e6),
-        },
-      };
-    } finally {
-      slot.release();
+        await this.generation.timeoutsFor(admission.model, signal, member),
+      ),
+    );
+    const expected = Array.isArray(input) ? input.length : 1;
+    if (!Array.isArray(res.embeddings) || res.embeddings.length !== expected) {
+      const who = this.pool.member(upstream)?.local ? 'Ollama' : `The upstream '${upstream}'`;
+      throw new UpstreamError(`${who} returned ${res.embeddings?.length ?? 0} embeddings for ${expected} input(s)`);
     }
+    return {
+      model: admission.model,
+      embeddings: res.embeddings,
+      dimensions: res.embeddings[0]?.length ?? 0,
+      usage: {
+        prompt_tokens: res.prompt_eval_count ?? 0,
+        total_ms: Math.round((res.total_duration ?? 0) / 1e6),
+        load_ms: Math.round((res.load_duration ?? 0) / 1e6),
+      },
+    };
   }
 }

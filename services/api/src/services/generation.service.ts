@@ -5,12 +5,13 @@
  */
 import type { Config } from '../config';
 import { UpstreamError } from '../errors';
-import type { OllamaChatChunk, OllamaClient, OllamaGenerateChunk, OllamaMessage, OllamaMetrics, StreamCallOptions } from '../clients/ollama.types';
+import type { OllamaChatChunk, OllamaGenerateChunk, OllamaMessage, OllamaMetrics, StreamCallOptions } from '../clients/ollama.types';
 import type { ModelCatalog } from './model-catalog';
-import { timeoutsFor } from './model-timeouts';
-import type { LaneQueue, Slot, Ticket } from './lane-queue';
 import type { OllamaState } from './ollama-state';
 import type { Metrics } from './metrics';
+import type { Priority, UpstreamKind } from '../config/upstreams';
+import { timeoutsFor as modelTimeouts } from './model-timeouts';
+import { primed, type OpenFn, type OpenHooks, type PoolAdmission, type PoolMember, type UpstreamPool } from './upstream-pool';
 
 export interface Usage {
   prompt_tokens: number;
@@ -42,10 +43,16 @@ export interface ChatInput {
 
 export type GenRequest = { kind: 'generate'; input: GenerateInput } | { kind: 'chat'; input: ChatInput };
 
-/** An admitted request: it holds (or waits for) a queue place. */
-export interface Admission {
-  model: string;
-  ticket: Ticket;
+/** An admitted request: it holds (or waits for) a queue place at its first upstream. */
+export type Admission = PoolAdmission;
+
+/** What a route learns while a request runs: its slot (queue wait) and the upstream that took it. */
+export type RunHooks = OpenHooks;
+
+/** A request's lane and the route's hooks, for the services that admit and run in one call. */
+export interface RunOptions {
+  priority?: Priority;
+  hooks?: RunHooks;
 }
 
 /** A whole generation, collected (for stream:false callers). */
@@ -77,9 +84,8 @@ export function usageFrom(m: OllamaMetrics): Usage {
 
 export interface GenerationDeps {
   config: Config;
-  ollama: OllamaClient;
   catalog: ModelCatalog;
-  queue: LaneQueue;
+  pool: UpstreamPool;
   state: OllamaState;
   metrics?: Metrics;
   /** Called when a generation starts (the warm keeper's idle clock). */
@@ -95,10 +101,19 @@ export class GenerationService {
     return { temperature: d.temperature, top_p: d.topP, top_k: d.topK, ...user, num_ctx: this.deps.config.models.numCtx };
   }
 
-  /** Upstream waits for a model: per-model timeout, plus the load allowance when it is cold. */
-  async timeoutsFor(model: string, signal?: AbortSignal): Promise<StreamCallOptions> {
+  /**
+   * Upstream waits for a model: per-model timeout, plus the load allowance when it may be cold.
+   * The local Ollama tells whether the model is loaded; any other upstream counts as cold (a
+   * wrong "warm" would time a load out, a wrong "cold" only waits longer for a dead one).
+   */
+  async timeoutsFor(model: string, signal?: AbortSignal, member?: PoolMember): Promise<StreamCallOptions> {
+    const o = this.deps.config.ollama;
+    if (member && !member.local) {
+      const t = member.config.timeouts;
+      return modelTimeouts({ ...o, requestTimeoutS: t.requestS, loadAllowanceS: t.loadS }, model, true, signal);
+    }
     const cold = !(await this.deps.catalog.isLoaded(model));
-    return timeoutsFor(this.deps.config.ollama, model, cold, signal);
+    return modelTimeouts(o, model, cold, signal);
   }
 
   /**
@@ -118,35 +133,57 @@ export class GenerationService {
 
   /**
    * Everything that can refuse a request before a response starts: restart in progress, unknown
-   * model, full queue. Health, readiness and model listing never come here.
+   * model, nobody up to serve it, full queue (of the request's lane). Health, readiness and model
+   * listing never come here. `kinds` limits the upstreams (the /ollama surface: `ollama` only).
    */
-  async admit(requestedModel: string | undefined, kind: 'chat' | 'embed' | 'vision', signal?: AbortSignal): Promise<Admission> {
+  async admit(
+    requestedModel: string | undefined,
+    kind: 'chat' | 'embed' | 'vision',
+    signal?: AbortSignal,
+    priority: Priority = 'normal',
+    kinds?: readonly UpstreamKind[],
+  ): Promise<Admission> {
     this.deps.state.assertAvailable();
     const model = this.deps.catalog.resolve(requestedModel, kind);
-    await this.deps.catalog.ensureInstalled(model);
-    return { model, ticket: this.deps.queue.admit(model, signal) };
+    // One upstream: its model list is the catalog's (one cache, its 404 with the pull hint). A
+    // pool: routing knows who has what, and says 404 or 503 itself.
+    if (this.deps.pool.implicit) await this.deps.catalog.ensureInstalled(model);
+    return this.deps.pool.admit(model, priority, signal, kinds);
   }
 
-  /** Waits for the slot, runs the generation, yields its events, and always frees the slot. */
-  async *run(admission: Admission, req: GenRequest, signal: AbortSignal, onSlot?: (slot: Slot) => void): AsyncGenerator<GenEvent> {
-    const slot = await admission.ticket.slot;
-    onSlot?.(slot);
-    try {
+  /**
+   * Waits for the slot, runs the generation on the first upstream that takes it (the next one when
+   * it fails before the first byte), yields its events, and always frees the slot.
+   */
+  async *run(admission: Admission, req: GenRequest, signal: AbortSignal, hooks: RunHooks = {}): AsyncGenerator<GenEvent> {
+    const opened = await this.deps.pool.open(admission, signal, hooks, (member, onAccepted) => {
       this.deps.state.assertAvailable();
-      yield* this.upstream(admission.model, req, signal);
+      return primed(this.upstream(member, admission.model, req, signal, onAccepted));
+    });
+    try {
+      yield* opened.value;
     } finally {
-      slot.release();
+      opened.slot.release();
     }
   }
 
-  /** One upstream generation, no queueing (the caller holds a slot). */
-  async *upstream(model: string, req: GenRequest, signal: AbortSignal): AsyncGenerator<GenEvent> {
+  /**
+   * Waits for the slot and runs `call` on an upstream (the next one when it fails before its first
+   * byte); the slot is free again when it returns. For answers that are not streamed.
+   */
+  runOn<T>(admission: Admission, signal: AbortSignal, hooks: RunHooks, call: OpenFn<T>): Promise<{ value: T; upstream: string }> {
+    return this.deps.pool.run(admission, signal, hooks, call);
+  }
+
+  /** One generation on one upstream, no queueing (the caller holds a slot there). */
+  async *upstream(member: PoolMember, model: string, req: GenRequest, signal: AbortSignal, onAccepted?: () => void): AsyncGenerator<GenEvent> {
     this.deps.onActivity?.();
-    const timeouts = await this.timeoutsFor(model, signal);
+    const timeouts = { ...(await this.timeoutsFor(model, signal, member)), onAccepted };
     const keep_alive = this.deps.config.ollama.keepAlive;
+    const upstream = member.client;
     const chunks: AsyncIterable<OllamaGenerateChunk | OllamaChatChunk> =
       req.kind === 'generate'
-        ? this.deps.ollama.generate(
+        ? upstream.generate(
             {
               model,
               prompt: req.input.prompt,
@@ -158,7 +195,7 @@ export class GenerationService {
             },
             timeouts,
           )
-        : this.deps.ollama.chat(
+        : upstream.chat(
             {
               model,
               messages: req.input.messages,
@@ -181,14 +218,14 @@ export class GenerationService {
       const toolCalls = 'message' in chunk ? chunk.message?.tool_calls : undefined;
       if (text || thinking || toolCalls?.length) yield { type: 'delta', text, thinking, toolCalls };
       if (chunk.done) {
-        this.deps.catalog.markLoaded(model);
+        if (member.local) this.deps.catalog.markLoaded(model);
         const usage = usageFrom(chunk);
         this.deps.metrics?.generated(model, usage.completion_tokens, usage.tokens_per_second);
         yield { type: 'done', doneReason: chunk.done_reason ?? 'stop', usage };
         return;
       }
     }
-    throw new UpstreamError('Ollama ended the answer before it was complete');
+    throw new UpstreamError(`${member.local ? 'Ollama' : `The upstream '${member.name}'`} ended the answer before it was complete`);
   }
 }
 

@@ -7,6 +7,7 @@ import type { OllamaClient } from '../clients/ollama.types';
 import type { Logger } from '../logger';
 import { normalizeModelName, type ModelCatalog } from './model-catalog';
 import type { OllamaState } from './ollama-state';
+import type { UpstreamPool } from './upstream-pool';
 import type { WarmKeeper } from './warm-keeper';
 
 export interface Readiness {
@@ -16,6 +17,8 @@ export interface Readiness {
   code?: string;
   ollama: { reachable: boolean; version: string | null; restarting: boolean };
   defaultModel: { name: string; installed: boolean; loaded: boolean; idle: boolean };
+  /** Per upstream: up or down, its breaker, and whether it serves the default model. */
+  upstreams: Array<{ name: string; kind: string; state: string; breaker: string; servesDefault: boolean }>;
   checkedAt: string;
   cached: boolean;
 }
@@ -32,6 +35,7 @@ export class HealthService {
     private readonly ttlS: number,
     private readonly logger: Logger,
     private readonly warm?: WarmKeeper,
+    private readonly pool?: UpstreamPool,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -53,7 +57,49 @@ export class HealthService {
     this.cache = undefined;
   }
 
+  private upstreams(): Readiness['upstreams'] {
+    if (!this.pool) return [];
+    const serving = new Set(this.pool.serves(this.defaultModel));
+    return this.pool.status().map((u) => ({ name: u.name, kind: u.kind, state: u.state, breaker: u.breaker.state, servesDefault: serving.has(u.name) }));
+  }
+
   private async check(): Promise<Readiness> {
+    const value = this.pool && !this.pool.implicit ? await this.poolCheck() : await this.ollamaCheck();
+    return { ...value, upstreams: this.upstreams() };
+  }
+
+  /**
+   * A pool is ready when at least one upstream that is up serves the default model. The local
+   * Ollama's version and loaded state are shown when there is one; its absence is no fault.
+   */
+  private async poolCheck(): Promise<Omit<Readiness, 'upstreams'>> {
+    const pool = this.pool!;
+    await pool.refresh();
+    const local = pool.ollamaMember();
+    const base = {
+      ollama: { reachable: false, version: null as string | null, restarting: this.state.restarting },
+      defaultModel: { name: this.defaultModel, installed: false, loaded: false, idle: this.warm?.isIdle ?? false },
+      checkedAt: new Date(this.now()).toISOString(),
+      cached: false,
+    };
+    if (local) {
+      base.ollama.version = await this.ollama.version().catch(() => null);
+      base.ollama.reachable = base.ollama.version !== null;
+      if (base.ollama.reachable) base.defaultModel.loaded = await this.catalog.isLoaded(this.defaultModel);
+    }
+    const serving = pool.serves(this.defaultModel);
+    base.defaultModel.installed = pool.servedBy(this.defaultModel).length > 0;
+    if (serving.length === 0) {
+      const why = pool
+        .status()
+        .map((u) => `${u.name}: ${u.state === 'up' ? 'no such model' : u.state}`)
+        .join(', ');
+      return { status: 'unavailable', code: 'NO_UPSTREAM', reason: `No upstream that is up serves the default model '${this.defaultModel}' (${why})`, ...base };
+    }
+    return { status: 'ready', ...base };
+  }
+
+  private async ollamaCheck(): Promise<Omit<Readiness, 'upstreams'>> {
     const base = {
       ollama: { reachable: false, version: null as string | null, restarting: this.state.restarting },
       defaultModel: { name: this.defaultModel, installed: false, loaded: false, idle: this.warm?.isIdle ?? false },

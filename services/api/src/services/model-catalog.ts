@@ -44,7 +44,8 @@ export class ModelCatalog {
   private inflightTags?: Promise<OllamaTag[]>;
 
   constructor(
-    private readonly ollama: OllamaClient,
+    /** An Ollama, or in a pool the pool's view of every upstream (UpstreamPool.catalogSource). */
+    private readonly ollama: Pick<OllamaClient, 'tags' | 'ps'>,
     private readonly models: Config['models'],
     private readonly now: () => number = Date.now,
   ) {}

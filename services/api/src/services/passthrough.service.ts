@@ -8,8 +8,10 @@
 import { finished } from 'node:stream';
 import type { Config } from '../config';
 import type { OllamaClient, ProxyRequest, ProxyResponse } from '../clients/ollama.types';
-import type { Admission, GenerationService } from './generation.service';
-import type { Slot } from './lane-queue';
+import { AppError, ModelNotFoundError, QueueFullError, UpstreamError } from '../errors';
+import type { Priority } from '../config/upstreams';
+import type { Admission, GenerationService, RunHooks } from './generation.service';
+import type { PoolMember, UpstreamPool } from './upstream-pool';
 import type { Metrics } from './metrics';
 import type { ModelCatalog } from './model-catalog';
 import type { OllamaState } from './ollama-state';
@@ -71,7 +73,9 @@ export function collectable(b: Record<string, unknown>): boolean {
 
 export interface PassthroughDeps {
   config: Config;
+  /** The local Ollama (metadata and model management of the /ollama surface). */
   ollama: OllamaClient;
+  pool: UpstreamPool;
   generation: GenerationService;
   catalog: ModelCatalog;
   state: OllamaState;
@@ -100,12 +104,43 @@ export function answerUsage(o: Record<string, unknown> | undefined): AnswerUsage
   return {};
 }
 
+/** A 5xx before any byte, as the error that moves the request on (503: the upstream's own "busy"). */
+function failedStatus(member: PoolMember, status: number): AppError {
+  const details = { upstream: member.name, upstreamStatus: status };
+  return status === 503
+    ? new QueueFullError(`The upstream '${member.name}' is busy (503)`, 5, { details })
+    : new UpstreamError(`The upstream '${member.name}' answered ${status}`, { details });
+}
+
 export class PassthroughService {
   constructor(private readonly deps: PassthroughDeps) {}
 
-  /** Refusals before any byte: restart (503), unknown model (404), full queue (503). */
-  admit(requestedModel: string | undefined, kind: 'chat' | 'embed' | 'vision', signal: AbortSignal): Promise<Admission> {
-    return this.deps.generation.admit(requestedModel, kind, signal);
+  /**
+   * Refusals before any byte: restart (503), unknown model (404), nobody up (503), full queue (503).
+   * The native surface passes Ollama's own format through, so it routes to `ollama` upstreams
+   * only; a model that only an `openai` upstream serves is a 400 that says where to ask instead.
+   */
+  async admit(
+    requestedModel: string | undefined,
+    kind: 'chat' | 'embed' | 'vision',
+    signal: AbortSignal,
+    priority: Priority = 'normal',
+    surface: 'ollama' | 'openai' = 'openai',
+  ): Promise<Admission> {
+    if (surface === 'openai') return this.deps.generation.admit(requestedModel, kind, signal, priority);
+    try {
+      return await this.deps.generation.admit(requestedModel, kind, signal, priority, ['ollama']);
+    } catch (err) {
+      const model = this.deps.catalog.resolve(requestedModel, kind);
+      const elsewhere = err instanceof ModelNotFoundError ? this.deps.pool.servedBy(model).filter((m) => m.kind !== 'ollama') : [];
+      if (elsewhere.length === 0) throw err;
+      throw new AppError(
+        'UPSTREAM_KIND_UNSUPPORTED',
+        400,
+        `Model '${model}' is served by an openai upstream (${elsewhere.map((m) => m.name).join(', ')}); the /ollama surface speaks to ollama upstreams only`,
+        { hint: 'Use /v1 or /openai/v1 for this model.', details: { model, upstreams: elsewhere.map((m) => ({ name: m.name, kind: m.kind })) } },
+      );
+    }
   }
 
   /** Alias → model name, for calls that do not queue (show). */
@@ -142,35 +177,38 @@ export class PassthroughService {
   }
 
   /**
-   * Waits for the queue slot, then calls Ollama. The slot is held until the returned body ends,
-   * fails or is destroyed; on a throw it is already free.
+   * Waits for the queue slot, then calls the upstream (the next one when it is unreachable or
+   * answers 5xx before any byte; the last one's 5xx is passed on as it is). The slot is held until
+   * the returned body ends, fails or is destroyed; on a throw it is already free.
    */
-  async inference(admission: Admission, call: UpstreamCall, signal: AbortSignal, onSlot?: (slot: Slot) => void): Promise<ProxyResponse> {
-    const slot = await admission.ticket.slot;
-    onSlot?.(slot);
-    try {
+  async inference(admission: Admission, call: UpstreamCall, signal: AbortSignal, hooks: RunHooks = {}): Promise<ProxyResponse> {
+    const last = admission.candidates[admission.candidates.length - 1];
+    const opened = await this.deps.pool.open(admission, signal, hooks, async (member, onAccepted) => {
       this.deps.state.assertAvailable();
       this.deps.onActivity?.();
-      const t = await this.deps.generation.timeoutsFor(admission.model, signal);
+      const t = await this.deps.generation.timeoutsFor(admission.model, signal, member);
       const sentAt = performance.now();
-      const res = await this.deps.ollama.proxy({
+      const res = await member.client.proxy({
         ...call,
         model: admission.model,
         signal,
         firstByteTimeoutMs: t.firstChunkTimeoutMs,
         idleTimeoutMs: t.idleTimeoutMs,
+        onAccepted,
       });
-      finished(res.body, () => slot.release());
+      if (res.status >= 500 && member.name !== last) {
+        res.body.destroy();
+        throw failedStatus(member, res.status);
+      }
       if (res.status < 400) {
-        this.deps.catalog.markLoaded(admission.model);
+        if (member.local) this.deps.catalog.markLoaded(admission.model);
         // Ollama sends its headers with the first token (nothing while it loads or reads the prompt).
         this.deps.metrics?.firstToken(admission.model, (performance.now() - sentAt) / 1000);
       }
       return res;
-    } catch (err) {
-      slot.release();
-      throw err;
-    }
+    });
+    finished(opened.value.body, () => opened.slot.release());
+    return opened.value;
   }
 
   /**

@@ -8,7 +8,8 @@ import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { InvalidSchemaError, SchemaValidationFailedError } from '../errors';
 import type { OllamaMessage } from '../clients/ollama.types';
-import { collect, type GenerationService, type Usage } from './generation.service';
+import { collect, type GenerationService, type RunOptions, type Usage } from './generation.service';
+import type { PoolMember } from './upstream-pool';
 
 export interface StructuredInput {
   prompt?: string;
@@ -89,28 +90,33 @@ export class StructuredService {
   }
 
   async run(input: StructuredInput, signal: AbortSignal): Promise<StructuredResult> {
-    return (await this.prepare(input, signal, () => undefined))();
+    return (await this.prepare(input, signal))();
   }
 
   /**
    * Everything that can refuse the request up front (bad schema, unknown model, full queue);
-   * returns the function that waits for the GPU and produces the validated answer.
+   * returns the function that waits for the GPU and produces the validated answer. The attempts
+   * share one slot at one upstream; only a failure before the first attempt's first byte moves
+   * the request to another upstream.
    */
-  async prepare(input: StructuredInput, signal: AbortSignal, onRunning: () => void): Promise<() => Promise<StructuredResult>> {
+  async prepare(input: StructuredInput, signal: AbortSignal, run: RunOptions = {}): Promise<() => Promise<StructuredResult>> {
     const validate = this.compile(input.schema);
-    const admission = await this.generation.admit(input.model, 'chat', signal);
+    const admission = await this.generation.admit(input.model, 'chat', signal, run.priority);
     return async () => {
-      const slot = await admission.ticket.slot;
-      onRunning();
-      try {
-        return await this.attempts(admission.model, input, validate, signal);
-      } finally {
-        slot.release();
-      }
+      const { value } = await this.generation.runOn(admission, signal, run.hooks ?? {}, (member) =>
+        this.attempts(member, admission.model, input, validate, signal),
+      );
+      return value;
     };
   }
 
-  private async attempts(model: string, input: StructuredInput, validate: ValidateFunction, signal: AbortSignal): Promise<StructuredResult> {
+  private async attempts(
+    member: PoolMember,
+    model: string,
+    input: StructuredInput,
+    validate: ValidateFunction,
+    signal: AbortSignal,
+  ): Promise<StructuredResult> {
     const schemaText = JSON.stringify(input.schema);
     const instruction =
       `${input.system ? `${input.system}\n\n` : ''}Answer with a single JSON value that is valid against this JSON Schema, ` +
@@ -132,7 +138,7 @@ export class StructuredService {
     let problems: string[] = [];
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
       const answer = await collect(
-        this.generation.upstream(model, { kind: 'chat', input: { messages, format: input.schema, options: input.options } }, signal),
+        this.generation.upstream(member, model, { kind: 'chat', input: { messages, format: input.schema, options: input.options } }, signal),
       );
       addUsage(total, answer.usage);
       const parsed = extractJson(answer.text);

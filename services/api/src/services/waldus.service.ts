@@ -7,7 +7,7 @@
 import { AppError } from '../errors';
 import type { ImageFetcher } from '../clients/image-fetcher';
 import type { OllamaMessage } from '../clients/ollama.types';
-import { collect, type GenerationService, type Usage } from './generation.service';
+import { collect, type GenerationService, type RunOptions, type Usage } from './generation.service';
 import type { ModelCatalog } from './model-catalog';
 import type { StructuredService } from './structured.service';
 
@@ -54,14 +54,14 @@ export class WaldusService {
     private readonly images: ImageFetcher,
   ) {}
 
-  async prepareComplete(input: CompleteInput, signal: AbortSignal, onRunning: () => void): Promise<Produce<{ content: string; model: string; usage: Usage }>> {
+  async prepareComplete(input: CompleteInput, signal: AbortSignal, run: RunOptions = {}): Promise<Produce<{ content: string; model: string; usage: Usage }>> {
     const messages: OllamaMessage[] = [...(input.system ? [{ role: 'system' as const, content: input.system }] : []), { role: 'user', content: input.user }];
     const options: Record<string, unknown> = {};
     if (input.temperature !== undefined) options.temperature = input.temperature;
     if (input.max_tokens !== undefined) options.num_predict = input.max_tokens;
-    const admission = await this.generation.admit(input.model, 'chat', signal);
+    const admission = await this.generation.admit(input.model, 'chat', signal, run.priority);
     return async () => {
-      const r = await collect(this.generation.run(admission, { kind: 'chat', input: { messages, options } }, signal, onRunning));
+      const r = await collect(this.generation.run(admission, { kind: 'chat', input: { messages, options } }, signal, run.hooks));
       return { content: r.text, model: admission.model, usage: r.usage };
     };
   }
@@ -69,7 +69,7 @@ export class WaldusService {
   async prepareDescribe(
     input: DescribeInput,
     signal: AbortSignal,
-    onRunning: () => void,
+    run: RunOptions = {},
   ): Promise<Produce<{ description: string; model: string; usage: Usage }>> {
     const image = input.image_base64 ?? (await this.images.fetch(input.image_url!, signal)).data.toString('base64');
     const model = this.catalog.resolve(input.model, 'vision');
@@ -81,7 +81,7 @@ export class WaldusService {
     }
     const language = input.language ? ` in ${input.language}` : '';
     const prompt = `Describe this image${language} in one or two sentences, at most ${input.max_length} words. Answer with the description only.`;
-    const admission = await this.generation.admit(model, 'vision', signal);
+    const admission = await this.generation.admit(model, 'vision', signal, run.priority);
     return async () => {
       const r = await collect(
         this.generation.run(
@@ -91,7 +91,7 @@ export class WaldusService {
             input: { messages: [{ role: 'user', content: prompt, images: [image] }], options: { num_predict: input.max_length * 2 + 16, temperature: 0.2 } },
           },
           signal,
-          onRunning,
+          run.hooks,
         ),
       );
       return { description: r.text.trim(), model: admission.model, usage: r.usage };
@@ -101,7 +101,7 @@ export class WaldusService {
   async prepareTranslate(
     input: TranslateInput,
     signal: AbortSignal,
-    onRunning: () => void,
+    run: RunOptions = {},
   ): Promise<Produce<{ translation: string; source: string; target: string; model: string; usage: Usage }>> {
     const from = input.source ? `from ${input.source} ` : '';
     const system =
@@ -110,7 +110,7 @@ export class WaldusService {
     const produce = await this.structured.prepare(
       { messages: [{ role: 'user', content: input.text }], system, schema: TRANSLATION_SCHEMA, model: input.model, options: { temperature: 0.1 } },
       signal,
-      onRunning,
+      run,
     );
     return async () => {
       const r = await produce();

@@ -98,17 +98,23 @@ describe('the GPU queue in front of Ollama', () => {
     }
   });
 
-  test('When a streamed request waits in the queue, then headers come at once and the answer follows when the slot frees', async () => {
+  test('When a streamed request waits in the queue, then its headers come once Ollama takes it, with the wait and the upstream named', async () => {
     h.fake.setDefaultReply('after the wait');
     h.fake.setBehaviour('llama3.1:8b', { kind: 'hang' });
     const holder = new AbortController();
     const running = post(base, '/v1/generate', { prompt: 'running' }, holder.signal).catch(() => undefined);
     await h.fake.waitFor(() => h.fake.stats.active === 1);
-    const streamed = await post(base, '/v1/generate', { prompt: 'queued', stream: true });
-    expect(streamed.status).toBe(200); // headers arrived while still queued
+    const pending = post(base, '/v1/generate', { prompt: 'queued', stream: true });
+    // Queued: no status yet (a refusal could still be a real 503), well inside HOLD_HEADERS_MS.
+    const early = await Promise.race([pending.then(() => 'headers'), new Promise((r) => setTimeout(() => r('waiting'), 300))]);
+    expect(early).toBe('waiting');
     h.fake.resetBehaviours();
     holder.abort();
     await running;
+    const streamed = await pending;
+    expect(streamed.status).toBe(200);
+    expect(streamed.headers.get('x-upstream')).toBe('ollama');
+    expect(Number(streamed.headers.get('x-queue-wait-ms'))).toBeGreaterThanOrEqual(250);
     const text = await streamed.text();
     const lines = text
       .trim()

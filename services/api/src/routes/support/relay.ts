@@ -1,11 +1,11 @@
 /** The inference answers of the standard client surfaces (/ollama, /openai/v1), streamed or collected. */
 import type { Response } from 'express';
+import { runOptions } from '../../middleware/lanes';
 import type { Admission } from '../../services/generation.service';
-import type { Slot } from '../../services/lane-queue';
 import type { PassthroughService, UpstreamCall } from '../../services/passthrough.service';
 import { readText } from '../../wire/lines';
 import { lastObjectWithUsage, type CollectedStream } from '../../wire/ndjson';
-import { pump, runStream } from './streams';
+import { pump, runLazyStream, sendUpstream } from './streams';
 
 /** An admitted inference call of a standard surface and what it needs on its way to Ollama. */
 export interface Relayed {
@@ -13,7 +13,6 @@ export interface Relayed {
   admission: Admission;
   call: UpstreamCall;
   signal: AbortSignal;
-  onSlot: (slot: Slot) => void;
 }
 
 /** How a surface ends its stream: an upstream error status, or a failure of ours. */
@@ -23,17 +22,22 @@ export interface StreamEnds {
 }
 
 /**
- * Streams an admitted call: headers now; inside the stream it waits for the GPU slot, pipes
- * Ollama's answer through and logs its usage. An upstream error status or a failure ends the
- * stream in the surface's own framing.
+ * Streams an admitted call: it waits for the slot, and the headers go out once an upstream took
+ * the request (runLazyStream); it pipes the answer through and logs its usage. An error status
+ * before the headers is passed on as it is; after them (Ollama's headers go out on connect), an
+ * upstream error status or a failure ends the stream in the surface's own framing.
  */
 export function relayStream(res: Response, contentType: string, r: Relayed, ends: StreamEnds): Promise<void> {
-  return runStream(
+  return runLazyStream(
     res,
     contentType,
     r.signal,
-    async (progress) => {
-      const up = await r.svc.inference(r.admission, r.call, r.signal, r.onSlot);
+    async (start, progress) => {
+      const up = await r.svc.inference(r.admission, r.call, r.signal, runOptions(res, { onStart: start }).hooks);
+      if (up.status >= 400 && !res.headersSent) {
+        await sendUpstream(res, up);
+        return;
+      }
       if (up.status >= 400) {
         const text = await readText(up.body);
         res.locals.log = { ...res.locals.log, upstreamStatus: up.status };

@@ -1,7 +1,7 @@
 /**
- * Writing streamed answers: headers at once (nginx and Cloudflare must not buffer them:
- * `X-Accel-Buffering: no`), every chunk written as it comes, with back-pressure, and an error
- * after the headers written as the stream's last frame in the surface's own framing.
+ * Writing streamed answers: headers once an upstream took the request (nginx and Cloudflare must
+ * not buffer them: `X-Accel-Buffering: no`), every chunk written as it comes, with back-pressure,
+ * and an error after the headers written as the stream's last frame in the surface's own framing.
  */
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
@@ -40,40 +40,63 @@ export function endWithErrorLine(res: Response, err: unknown, requestId: string)
 }
 
 /**
- * Runs the body of a response whose headers are already out. A caller that left just gets the
- * connection ended; any other failure is handed to `onError`, which writes the stream's last frame.
+ * How long a stream's headers wait for an upstream to take the request. Until then a failure is a
+ * real status (503 + Retry-After when nobody is reachable); after it the headers go out anyway, so
+ * a caller behind Cloudflare, which gives up after 100 s without a byte, keeps waiting in the queue.
  */
-async function guardStream(res: Response, signal: AbortSignal, run: () => Promise<void>, onError: (err: unknown) => void): Promise<void> {
+export const HOLD_HEADERS_MS = 30_000;
+
+/**
+ * Runs a stream whose headers go out when `run` calls `start()` (an upstream took the request),
+ * after HOLD_HEADERS_MS, or when `run` returns. A failure before the headers is thrown (the error
+ * handler answers it with its status); after them `onError` writes the stream's last frame,
+ * starting on a fresh line after whatever `run` wrote. A caller that left just gets the end.
+ */
+export async function runLazyStream(
+  res: Response,
+  contentType: string,
+  signal: AbortSignal,
+  run: (start: () => void, progress: Pumped) => Promise<void>,
+  onError: (err: unknown, lastByte: number | undefined) => void,
+): Promise<void> {
+  const progress: Pumped = { tail: '' };
+  const start = () => {
+    if (!res.headersSent) startStream(res, contentType);
+  };
+  const hold = setTimeout(start, HOLD_HEADERS_MS);
   try {
-    await run();
+    await run(start, progress);
+    start();
     if (!res.writableEnded) res.end();
   } catch (err) {
     if (signal.aborted) {
       res.end();
       return;
     }
-    onError(err);
+    if (!res.headersSent) throw err;
+    onError(err, progress.lastByte);
+  } finally {
+    clearTimeout(hold);
   }
 }
 
-/**
- * Starts a stream now (headers out) and runs `run` inside it; a failure after that is written by
- * `onError` as the stream's last frame, starting on a fresh line after whatever `run` wrote.
- */
-export async function runStream(
+/** A stream whose headers go out now (admin progress streams). */
+export function runStream(
   res: Response,
   contentType: string,
   signal: AbortSignal,
   run: (progress: Pumped) => Promise<void>,
   onError: (err: unknown, lastByte: number | undefined) => void,
 ): Promise<void> {
-  startStream(res, contentType);
-  const progress: Pumped = { tail: '' };
-  await guardStream(
+  return runLazyStream(
     res,
+    contentType,
     signal,
-    () => run(progress),
-    (err) => onError(err, progress.lastByte),
+    (start, progress) => {
+      start();
+      return run(progress);
+    },
+    onError,
   );
 }
 
