@@ -6,10 +6,12 @@
 #                  [+ compose/monitoring.yml unless MONITORING=0 [+ compose/monitoring-ui.yml if PROMETHEUS_UI_PORT]]
 #                  [+ --profile tunnel unless TUNNEL=0 [+ compose/tunnel-named.yml if TUNNEL_TOKEN]]
 #                  [TUNNEL=tailscale: + compose/tailscale.yml instead of the tunnel profile]
+#                  ENGINE=vllm: compose/vllm.yml instead of docker-compose.gpu.yml (vLLM on the GPU as
+#                  an `openai` upstream, docs/scaling.md)
 #         dev-cpu  docker-compose.yml + compose/dev-cpu.yml       (ollama container on CPU)
 #         dev      compose/dev.yml                                (Mac: native Ollama.app)
 #         last     the MODE of the last `up` (file .stack-mode), else server - for down/logs/ps
-#   GPU, TUNNEL (0, 1, tailscale), TUNNEL_TOKEN, MONITORING, PROMETHEUS_UI_PORT, AUTH_USERS, COMPOSE_PROJECT_NAME: environment first, then .env.
+#   ENGINE (ollama, vllm), GPU, TUNNEL (0, 1, tailscale), TUNNEL_TOKEN, MONITORING, PROMETHEUS_UI_PORT, AUTH_USERS, COMPOSE_PROJECT_NAME: environment first, then .env.
 #   STACK_ENV_FILE: read this instead of .env (tests use an empty file, so a local .env cannot leak in).
 #   COMPOSE_BIN: the compose command (default: `docker compose` if present, else `docker-compose`).
 #   --print  as first COMPOSE_ARG: print the top-level arguments instead of running compose.
@@ -36,7 +38,13 @@ args=(--project-directory "$root" -p "$COMPOSE_PROJECT_NAME")
 case $mode in
   server)
     args+=(-f docker-compose.yml)
-    [ "$(env_get GPU)" = 0 ] || args+=(-f docker-compose.gpu.yml)
+    engine=$(env_get ENGINE)
+    case ${engine:-ollama} in
+      ollama) [ "$(env_get GPU)" = 0 ] || args+=(-f docker-compose.gpu.yml) ;;
+      # vLLM needs the GPU (no CPU build in its image): GPU=0 does not apply
+      vllm) args+=(-f compose/vllm.yml) ;;
+      *) echo "compose.sh: unknown ENGINE '$engine' (ollama, vllm)" >&2; exit 2 ;;
+    esac
     # Prometheus + Alertmanager (issue 13): on by default on the server
     if [ "$(env_get MONITORING)" != 0 ]; then
       args+=(-f compose/monitoring.yml)

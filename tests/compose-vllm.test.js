@@ -126,3 +126,19 @@ test('only nginx publishes a port, on 127.0.0.1', () => {
     else assert.deepEqual(ports, [], `${name} publishes a port`);
   }
 });
+
+test('make up ENGINE=vllm: scripts/compose.sh puts compose/vllm.yml in place of the NVIDIA overlay; ENGINE unset keeps ollama', () => {
+  const print = (env) => {
+    const r = run('scripts/compose.sh', ['server', '--print'], { env: { ...process.env, STACK_ENV_FILE: EMPTY_ENV, MONITORING: '0', TUNNEL: '0', ...env } });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.split('\n');
+  };
+  const vllm = print({ ENGINE: 'vllm' });
+  assert.ok(vllm.includes('compose/vllm.yml'), vllm.join(' '));
+  assert.ok(!vllm.includes('docker-compose.gpu.yml'), vllm.join(' '));
+  const ollama = print({ ENGINE: '' });
+  assert.ok(ollama.includes('docker-compose.gpu.yml') && !ollama.includes('compose/vllm.yml'), ollama.join(' '));
+  const bad = run('scripts/compose.sh', ['server', '--print'], { env: { ...process.env, STACK_ENV_FILE: EMPTY_ENV, ENGINE: 'tgi' } });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /unknown ENGINE 'tgi'/);
+});

@@ -31,7 +31,7 @@ const SHARED = ['MODELS'];
 /** the same, in the dev files only: the DEV_* models and Ollama.app's address */
 const PER_DEV = ['OLLAMA_BASE_URL', 'MODEL_DEFAULT', 'MODEL_VISION', 'MODEL_ALIASES', 'MODEL_TIMEOUTS', 'MODELS'];
 /** the vLLM combination serves other model names, and the Ollama-only warm keeper has nothing to keep warm there */
-const PER_VLLM = ['MODEL_DEFAULT', 'MODEL_ALIASES', 'MODEL_TIMEOUTS', 'WARM_DEFAULT_MODEL', 'IDLE_UNLOAD_MIN'];
+const PER_VLLM = ['UPSTREAMS', 'MODEL_DEFAULT', 'MODEL_ALIASES', 'MODEL_TIMEOUTS', 'WARM_DEFAULT_MODEL', 'IDLE_UNLOAD_MIN'];
 /** api keys .env.example sets to something other than the api's default (make init ships them) */
 const SHIPPED = {
   MODEL_TIMEOUTS: /default: none/, // per-model timeouts for the models of MODELS

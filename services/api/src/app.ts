@@ -67,9 +67,9 @@ export function createApp({ config, logger, services: s }: AppDeps): Express {
   app.use('/v1', inferenceRoutes(s.structured, s.embeddings, s.jobs, s.cache, s.metrics));
   app.use('/v1', jobRoutes(s.jobs, config.auth));
   app.use('/v1', waldusRoutes(s.waldus, s.jobs));
-  app.use('/admin', requireAdmin(config.auth), adminRoutes(s.containers, s.models));
+  app.use('/admin', requireAdmin(config.auth), adminRoutes(s.containers, s.models, s.pool));
   app.use('/admin', requireAdmin(config.auth), dashboardRoutes(s));
-  app.use('/ollama', ollamaNativeRoutes(s.passthrough, config.auth));
+  app.use('/ollama', ollamaNativeRoutes(s.passthrough, config.auth, s.pool));
   app.use('/openai/v1', openaiRoutes(s.passthrough));
 
   app.use(notFoundHandler);

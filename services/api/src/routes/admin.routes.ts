@@ -12,6 +12,8 @@ import type { Actor } from '../services/audit-log';
 import type { ModelAdminService, PullLine } from '../services/model-admin.service';
 import type { OllamaContainerService } from '../services/ollama-container.service';
 import { modelName } from './support/schemas';
+import type { UpstreamPool } from '../services/upstream-pool';
+import { modelTarget } from './support/upstream-target';
 import { endWithErrorLine, NDJSON, runStream, writeLine } from './support/streams';
 
 const pullBody = Joi.object({
@@ -37,7 +39,7 @@ function actorOf(req: Request): Actor {
 
 const joinModelParam = joinWildcard('name');
 
-export function adminRoutes(containers: OllamaContainerService, models: ModelAdminService): Router {
+export function adminRoutes(containers: OllamaContainerService, models: ModelAdminService, pool: UpstreamPool): Router {
   const router = Router();
 
   router.post('/ollama/restart', async (req, res) => {
@@ -54,7 +56,7 @@ export function adminRoutes(containers: OllamaContainerService, models: ModelAdm
     const b = req.body as { model?: string; name?: string; stream: boolean };
     const model = (b.model ?? b.name) as string; // joi: one of them is given
     const signal = clientGone(res);
-    const progress = models.pull(actorOf(req), model, signal); // throws OLLAMA_RESTARTING before any byte
+    const progress = models.pull(actorOf(req), model, signal, modelTarget(pool, req)); // throws OLLAMA_RESTARTING before any byte
     res.locals.log = { model };
 
     if (!b.stream) {
@@ -77,15 +79,15 @@ export function adminRoutes(containers: OllamaContainerService, models: ModelAdm
   });
 
   router.delete('/models/*name', joinModelParam, validate({ params: nameParams }), async (req, res) => {
-    res.json(await models.deleteModel(actorOf(req), req.params.name as string));
+    res.json(await models.deleteModel(actorOf(req), req.params.name as string, modelTarget(pool, req)));
   });
 
   router.post('/models/*name/load', joinModelParam, validate({ params: nameParams }), async (req, res) => {
-    res.json(await models.load(actorOf(req), req.params.name as string, clientGone(res)));
+    res.json(await models.load(actorOf(req), req.params.name as string, clientGone(res), modelTarget(pool, req)));
   });
 
   router.post('/models/*name/unload', joinModelParam, validate({ params: nameParams }), async (req, res) => {
-    res.json(await models.unload(actorOf(req), req.params.name as string, clientGone(res)));
+    res.json(await models.unload(actorOf(req), req.params.name as string, clientGone(res), modelTarget(pool, req)));
   });
 
   return router;

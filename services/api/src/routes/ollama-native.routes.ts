@@ -23,7 +23,9 @@ import { validate } from '../middleware/validate';
 import { nativeLane, type NativeInference, type PassthroughService } from '../services/passthrough.service';
 import { upstreamErrorText } from '../wire/lines';
 import { collectNdjson, ndjsonFrame } from '../wire/ndjson';
+import type { UpstreamPool } from '../services/upstream-pool';
 import { relayStream, sendCollected } from './support/relay';
+import { modelTarget } from './support/upstream-target';
 import { inferenceBody, manageBody, passthrough, progressBody, showBody } from './support/schemas';
 import { endWithError, NDJSON, pump, runStream, sendUpstream } from './support/streams';
 
@@ -40,7 +42,7 @@ function target(b: Body): string | undefined {
   return (b.model || b.name || b.source || undefined) as string | undefined;
 }
 
-export function ollamaNativeRoutes(svc: PassthroughService, auth: Config['auth']): Router {
+export function ollamaNativeRoutes(svc: PassthroughService, auth: Config['auth'], pool: UpstreamPool): Router {
   const router = Router();
   const admin = requireAdmin(auth);
 
@@ -116,7 +118,7 @@ export function ollamaNativeRoutes(svc: PassthroughService, auth: Config['auth']
     const stream = b.stream !== false;
     const signal = clientGone(res);
     res.locals.log = { action: `model.${op}`, target: target(b), stream };
-    const up = await svc.manage({ method: 'POST', path: `/api/${op}`, body: { ...b, stream: true } }, signal);
+    const up = await svc.manage({ method: 'POST', path: `/api/${op}`, body: { ...b, stream: true } }, signal, modelTarget(pool, req));
     if (up.status >= 400) {
       await sendUpstream(res, up);
       return;
@@ -141,7 +143,7 @@ export function ollamaNativeRoutes(svc: PassthroughService, auth: Config['auth']
   async function manageJson(req: Request, res: Response, method: 'POST' | 'DELETE', path: string) {
     const b = req.body as Body;
     res.locals.log = { action: `model.${path.slice('/api/'.length)}`, target: target(b) };
-    await sendUpstream(res, await svc.manage({ method, path, body: b }, clientGone(res)));
+    await sendUpstream(res, await svc.manage({ method, path, body: b }, clientGone(res), modelTarget(pool, req)));
   }
 
   const progressChecked = validate({ body: progressBody }, passthrough);
@@ -154,14 +156,21 @@ export function ollamaNativeRoutes(svc: PassthroughService, auth: Config['auth']
 
   // Blobs (for create from local files): the body is raw bytes, streamed through as they come.
   router.head('/api/blobs/:digest', admin, async (req, res) => {
-    await sendUpstream(res, await svc.manage({ method: 'HEAD', path: `/api/blobs/${encodeURIComponent(String(req.params.digest))}` }, clientGone(res)));
+    await sendUpstream(
+      res,
+      await svc.manage({ method: 'HEAD', path: `/api/blobs/${encodeURIComponent(String(req.params.digest))}` }, clientGone(res), modelTarget(pool, req)),
+    );
   });
   router.post('/api/blobs/:digest', admin, async (req, res) => {
     const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream' };
     const length = req.get('content-length');
     if (length) headers['Content-Length'] = length;
     res.locals.log = { action: 'model.blob', target: String(req.params.digest) };
-    const up = await svc.manage({ method: 'POST', path: `/api/blobs/${encodeURIComponent(String(req.params.digest))}`, body: req, headers }, clientGone(res));
+    const up = await svc.manage(
+      { method: 'POST', path: `/api/blobs/${encodeURIComponent(String(req.params.digest))}`, body: req, headers },
+      clientGone(res),
+      modelTarget(pool, req),
+    );
     await sendUpstream(res, up);
   });
 

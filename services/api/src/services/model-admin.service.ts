@@ -57,7 +57,7 @@ export class ModelAdminService {
    * stream yields Ollama's progress objects with `percent`. An error inside the pull is thrown from
    * the stream (as PULL_FAILED when Ollama reported it).
    */
-  pull(actor: Actor, model: string, signal?: AbortSignal): AsyncIterable<PullLine> {
+  pull(actor: Actor, model: string, signal?: AbortSignal, target?: OllamaClient): AsyncIterable<PullLine> {
     this.deps.state.assertAvailable();
     const started = this.now();
     const o = this.deps.config.ollama;
@@ -67,16 +67,16 @@ export class ModelAdminService {
       // Ollama is silent while it verifies a multi-GB blob: allow more between two lines.
       idleTimeoutMs: Math.max(o.requestTimeoutS, 300) * 1000,
     };
-    return this.pullProgress(actor, model, started, timeouts);
+    return this.pullProgress(actor, model, started, timeouts, target ?? this.deps.ollama);
   }
 
   /** The pull's progress stream (a generator: it runs as the caller reads it). */
-  private async *pullProgress(actor: Actor, model: string, started: number, timeouts: StreamCallOptions): AsyncGenerator<PullLine> {
+  private async *pullProgress(actor: Actor, model: string, started: number, timeouts: StreamCallOptions, ollama: OllamaClient): AsyncGenerator<PullLine> {
     const signal = timeouts.signal;
     let outcome = 'ok';
     let last: string | undefined;
     try {
-      for await (const p of this.deps.ollama.pull(model, timeouts)) {
+      for await (const p of ollama.pull(model, timeouts)) {
         last = p.status;
         yield withPercent(p);
       }
@@ -98,12 +98,12 @@ export class ModelAdminService {
   }
 
   /** DELETE /admin/models/:name. */
-  deleteModel(actor: Actor, model: string): Promise<ModelActionResult> {
+  deleteModel(actor: Actor, model: string, target?: OllamaClient): Promise<ModelActionResult> {
     return this.audit.audited(actor, 'model.delete', model, async () => {
       this.deps.state.assertAvailable();
       const started = this.now();
       try {
-        await this.deps.ollama.deleteModel(model);
+        await (target ?? this.deps.ollama).deleteModel(model);
       } finally {
         this.invalidate();
       }
@@ -112,24 +112,31 @@ export class ModelAdminService {
   }
 
   /** POST /admin/models/:name/load: warm it with the configured keep-alive and the pinned num_ctx. */
-  load(actor: Actor, model: string, signal?: AbortSignal): Promise<ModelActionResult> {
+  load(actor: Actor, model: string, signal?: AbortSignal, target?: OllamaClient): Promise<ModelActionResult> {
     const keepAlive = this.deps.config.ollama.keepAlive;
-    return this.setLoaded(actor, 'model.load', model, keepAlive, signal);
+    return this.setLoaded(actor, 'model.load', model, keepAlive, signal, target);
   }
 
   /** POST /admin/models/:name/unload: keep_alive 0 frees its VRAM now. */
-  unload(actor: Actor, model: string, signal?: AbortSignal): Promise<ModelActionResult> {
-    return this.setLoaded(actor, 'model.unload', model, 0, signal);
+  unload(actor: Actor, model: string, signal?: AbortSignal, target?: OllamaClient): Promise<ModelActionResult> {
+    return this.setLoaded(actor, 'model.unload', model, 0, signal, target);
   }
 
-  private setLoaded(actor: Actor, action: string, model: string, keepAlive: string | number, signal?: AbortSignal): Promise<ModelActionResult> {
+  private setLoaded(
+    actor: Actor,
+    action: string,
+    model: string,
+    keepAlive: string | number,
+    signal?: AbortSignal,
+    target?: OllamaClient,
+  ): Promise<ModelActionResult> {
     return this.audit.audited(actor, action, model, async () => {
       this.deps.state.assertAvailable();
       const timeouts = timeoutsFor(this.deps.config.ollama, model, true, signal);
       const started = this.now();
       try {
         // Same runner options as real calls, or the next real call would reload the model.
-        await this.deps.ollama.setLoaded(model, keepAlive, timeouts, { num_ctx: this.deps.config.models.numCtx });
+        await (target ?? this.deps.ollama).setLoaded(model, keepAlive, timeouts, { num_ctx: this.deps.config.models.numCtx });
       } finally {
         this.invalidate();
       }

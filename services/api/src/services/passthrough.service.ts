@@ -232,16 +232,19 @@ export class PassthroughService {
    * multi-GB blob, so the gap between two lines may be long (as for /admin/models/pull). The model
    * list is refreshed afterwards.
    */
-  async manage(call: UpstreamCall, signal: AbortSignal): Promise<ProxyResponse> {
+  async manage(call: UpstreamCall, signal: AbortSignal, target?: OllamaClient): Promise<ProxyResponse> {
     this.deps.state.assertAvailable();
     const o = this.deps.config.ollama;
-    const res = await this.deps.ollama.proxy({
+    const res = await (target ?? this.deps.ollama).proxy({
       ...call,
       signal,
       firstByteTimeoutMs: o.requestTimeoutS * 1000,
       idleTimeoutMs: Math.max(o.requestTimeoutS, 300) * 1000,
     });
-    finished(res.body, () => this.deps.catalog.invalidate());
+    finished(res.body, () => {
+      this.deps.catalog.invalidate();
+      void this.deps.pool.refresh();
+    });
     return res;
   }
 }

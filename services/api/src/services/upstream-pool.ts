@@ -17,32 +17,32 @@
  */
 import type client from 'prom-client';
 import type { OllamaClient, OllamaRunningModel, OllamaTag } from '../clients/ollama.types';
-import type { Priority, UpstreamConfig, UpstreamKind, UpstreamsConfig } from '../config/upstreams';
+import {
+  fixedTag,
+  failsOver,
+  publicUrl,
+  type OpenFn,
+  type OpenHooks,
+  type Opened,
+  type PoolAdmission,
+  type PoolMember,
+  type UpstreamClient,
+  type UpstreamStatus,
+} from './upstream-pool.types';
+import type { Priority, UpstreamKind, UpstreamsConfig } from '../config/upstreams';
 import { AppError, OllamaUnavailableError } from '../errors';
 import type { Logger } from '../logger';
-import { CircuitBreaker, isBreakerFailure, type BreakerSnapshot } from './circuit-breaker';
+import { CircuitBreaker, isBreakerFailure } from './circuit-breaker';
 import { LaneQueue } from './lane-queue';
 import { registerUpstreamMetrics } from './upstream-metrics';
-import type { LaneSlot, LaneTicket, ModelQueueStats } from './lane-queue.types';
+import type { LaneTicket, ModelQueueStats } from './lane-queue.types';
 import { noRouteError, routeUpstreams, sameModelName, type RouteUpstream } from './upstream-router';
 
-/** What the pool needs of a client: both kinds speak generation in Ollama's chunk shapes. */
-export type UpstreamClient = Pick<OllamaClient, 'chat' | 'generate' | 'embed' | 'proxy' | 'tags'>;
+export * from './upstream-pool.types';
 
 export const DISCOVERY_MS = 30_000;
 export const MISS_REFRESH_MS = 2_000;
 export const BREAKER = { failureThreshold: 3, openMs: 10_000 };
-
-export interface PoolMember {
-  readonly name: string;
-  readonly kind: UpstreamKind;
-  readonly config: UpstreamConfig;
-  readonly client: UpstreamClient;
-  readonly breaker: CircuitBreaker;
-  readonly queue: LaneQueue;
-  /** The first `ollama` upstream: the one the catalog, warm keeper and model management talk to. */
-  readonly local: boolean;
-}
 
 interface Discovery {
   models: Set<string> | null;
@@ -53,81 +53,12 @@ interface Discovery {
   inflight?: Promise<void>;
 }
 
-export interface PoolAdmission {
-  model: string;
-  priority: Priority;
-  /** Upstream names in the order they will be tried. */
-  candidates: string[];
-  spilled: boolean;
-  /** The queue place at the first candidate. */
-  ticket: LaneTicket;
-}
-
-export interface OpenHooks {
-  /** Each slot granted (the wait summed over failovers). */
-  onSlot?: (slot: { waitedMs: number }) => void;
-  /** The upstream took the request (stream headers may go out now). */
-  onStart?: (upstream: string) => void;
-}
-
-/** An upstream call that got its first byte: the caller owns `slot` and releases it when done. */
-export interface Opened<T> {
-  value: T;
-  upstream: string;
-  slot: LaneSlot;
-}
-
-export type OpenFn<T> = (member: PoolMember, onAccepted: () => void) => Promise<T>;
-
-export interface UpstreamStatus {
-  name: string;
-  kind: UpstreamKind;
-  url: string;
-  priority: number;
-  maxConcurrent: number;
-  state: 'up' | 'down' | 'unknown';
-  breaker: BreakerSnapshot;
-  models: string[] | null;
-  /** discovery: its /api/tags or /v1/models; config: its `models`; catalog: the one implicit upstream (/v1/models). */
-  modelsFrom: 'discovery' | 'config' | 'catalog';
-  discoveredAt: string | null;
-  lastError: string | null;
-  queue: { running: number; queued: number; estimatedWaitMs: number };
-  served: number;
-  failedOver: number;
-}
-
 export interface PoolOptions {
   config: UpstreamsConfig;
   clients: ReadonlyMap<string, UpstreamClient>;
   queue: { maxQueue: number; timeoutMs: number };
   logger: Logger;
   now?: () => number;
-}
-
-/** A configured model (`models` of an upstream) in the catalog's shape: nothing more is known. */
-function fixedTag(name: string): OllamaTag {
-  return { name, model: name, modified_at: '', size: 0, digest: '', details: {} };
-}
-
-/** The errors before the first byte that send a request on to the next candidate. */
-export function failsOver(err: unknown): boolean {
-  if (!(err instanceof AppError)) return false;
-  if (isBreakerFailure(err)) return true;
-  const upstreamSaid = (err.details as { upstreamStatus?: number } | undefined)?.upstreamStatus !== undefined;
-  return upstreamSaid && (err.code === 'QUEUE_FULL' || err.code === 'INSUFFICIENT_MEMORY');
-}
-
-/** A URL without user:password (status pages show it). */
-export function publicUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return '(invalid URL)';
-  }
 }
 
 export class UpstreamPool {
@@ -440,33 +371,4 @@ export class UpstreamPool {
     this.requests = counters.requests;
     this.failovers = counters.failovers;
   }
-}
-
-/**
- * Reads the first item of an upstream's stream (so "before the first byte" is known when `open`
- * resolves) and gives back an iterable of every item, the first included. Leaving early closes the
- * upstream's iterator (which aborts its request).
- */
-export async function primed<T>(source: AsyncIterable<T>): Promise<AsyncIterable<T>> {
-  const it = source[Symbol.asyncIterator]();
-  const first = await it.next();
-  return {
-    async *[Symbol.asyncIterator]() {
-      let done = false;
-      try {
-        if (first.done) return;
-        yield first.value;
-        for (;;) {
-          const r = await it.next();
-          if (r.done) {
-            done = true;
-            return;
-          }
-          yield r.value;
-        }
-      } finally {
-        if (!done) await it.return?.();
-      }
-    },
-  };
 }

@@ -30,6 +30,13 @@
       return '<tr><td>' + esc(q.model) + '</td><td>' + q.active + '</td><td>' + q.queued + '</td><td>' + (q.avgDurationMs == null ? '–' : (q.avgDurationMs / 1000).toFixed(1) + ' s') + '</td></tr>';
     }).join('') + '</table>' : 'idle';
 
+    $('upstreams').innerHTML = (s.upstreams || []).length ? '<table><tr><th>upstream</th><th>state</th><th>breaker</th><th>models</th><th>running</th><th>waiting</th><th>served</th></tr>' + s.upstreams.map(function (u) {
+      var state = u.state === 'up' ? 'up' : '<span class="warn">' + esc(u.state) + '</span>';
+      return '<tr><td><b>' + esc(u.name) + '</b> <span class="muted">' + esc(u.kind) + ' · priority ' + u.priority + '</span></td><td>' + state + '</td><td>' + esc(u.breaker.state) +
+        '</td><td>' + (u.models ? u.models.length : '–') + '</td><td>' + u.queue.running + '</td><td>' + u.queue.queued + '</td><td>' + u.served +
+        (u.failedOver ? ' <span class="muted">(' + u.failedOver + ' moved on)</span>' : '') + '</td></tr>';
+    }).join('') + '</table>' : 'none';
+
     $('rate').textContent = s.requestRatePerS;
 
     $('models').innerHTML = s.loadedModels.length ? '<table><tr><th>model</th><th>size</th><th>in VRAM</th><th>until</th></tr>' + s.loadedModels.map(function (m) {
