@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { closedPortUrl, readNdjson, startHarness, type Harness } from '../support/harness';
+import { FakeOllama } from '../fakes/fake-ollama';
 import { createApp } from '../../src/app';
 import { createClients, createServices } from '../../src/composition';
 import { createOllamaClient } from '../../src/clients/ollama.client';
@@ -34,6 +35,30 @@ describe('local failures, each with its own code, status and hint', () => {
     const ready = await request(app).get('/ready').expect(503);
     expect(ready.body).toMatchObject({ status: 'unavailable', code: 'OLLAMA_UNAVAILABLE', ollama: { reachable: false } });
     await request(app).get('/health').expect(200);
+  });
+
+  test('When Ollama stops after the model list was read, then a streamed request gets a real 503 (not 200 + an error line), like a non-streamed one', async () => {
+    const fake = await FakeOllama.start({});
+    const config = loadConfig({ OLLAMA_BASE_URL: fake.url, RATE_LIMIT_PER_MIN: '0', MODELS_CACHE_TTL_S: '600' });
+    const logger = createSilentLogger();
+    const ollama = createOllamaClient({ baseUrl: fake.url, requestTimeoutMs: 2000, retries: 0 });
+    const app = createApp({ config, logger, services: createServices(config, createClients(config, logger, { ollama, docker: undefined }), logger) });
+    await request(app).post('/v1/generate').send({ prompt: 'warm the model list' }).expect(200);
+    await fake.close();
+    for (const path of ['/v1/generate', '/v1/chat']) {
+      const body = path === '/v1/generate' ? { prompt: 'hi', stream: true } : { messages: [{ role: 'user', content: 'hi' }], stream: true };
+      const res = await request(app).post(path).send(body).expect(503);
+      expect(res.headers['content-type']).toMatch(/application\/json/);
+      expect(res.body.error.code).toBe('OLLAMA_UNAVAILABLE');
+      expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+    }
+    const native = await request(app).post('/ollama/api/chat').send({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'hi' }] }).expect(503);
+    expect(native.body.error).toEqual(expect.any(String));
+    const openai = await request(app)
+      .post('/openai/v1/chat/completions')
+      .send({ model: 'llama3.1:8b', stream: true, messages: [{ role: 'user', content: 'hi' }] })
+      .expect(503);
+    expect(openai.body.error.code).toBe('OLLAMA_UNAVAILABLE');
   });
 
   test('When the model is not pulled, then 404 MODEL_NOT_FOUND with the pull command, before any generation', async () => {
