@@ -16,10 +16,10 @@
  *   never the apiKey, never credentials in a URL.
  */
 import type client from 'prom-client';
-import type { OllamaClient, OllamaRunningModel, OllamaTag } from '../clients/ollama.types';
+import type { OllamaClient } from '../clients/ollama.types';
 import {
-  fixedTag,
   failsOver,
+  mergeQueueStats,
   publicUrl,
   type OpenFn,
   type OpenHooks,
@@ -32,26 +32,16 @@ import {
 import type { Priority, UpstreamKind, UpstreamsConfig } from '../config/upstreams';
 import { AppError, OllamaUnavailableError } from '../errors';
 import type { Logger } from '../logger';
-import { CircuitBreaker, isBreakerFailure } from './circuit-breaker';
+import { CircuitBreaker } from './circuit-breaker';
 import { LaneQueue } from './lane-queue';
+import { DISCOVERY_MS, MISS_REFRESH_MS, ModelDiscovery } from './upstream-discovery';
 import { registerUpstreamMetrics } from './upstream-metrics';
 import type { LaneTicket, ModelQueueStats } from './lane-queue.types';
 import { noRouteError, routeUpstreams, sameModelName, type RouteUpstream } from './upstream-router';
 
 export * from './upstream-pool.types';
 
-export const DISCOVERY_MS = 30_000;
-export const MISS_REFRESH_MS = 2_000;
 export const BREAKER = { failureThreshold: 3, openMs: 10_000 };
-
-interface Discovery {
-  models: Set<string> | null;
-  tags: OllamaTag[];
-  at: number | null;
-  lastAttempt: number;
-  error: string | null;
-  inflight?: Promise<void>;
-}
 
 export interface PoolOptions {
   config: UpstreamsConfig;
@@ -64,7 +54,7 @@ export interface PoolOptions {
 export class UpstreamPool {
   readonly members: readonly PoolMember[];
   private readonly byName = new Map<string, PoolMember>();
-  private readonly discovery = new Map<string, Discovery>();
+  private readonly discovery: ModelDiscovery;
   private readonly counts = new Map<string, { served: number; failedOver: number }>();
   private readonly now: () => number;
   private timer?: NodeJS.Timeout;
@@ -89,15 +79,9 @@ export class UpstreamPool {
       const member: PoolMember = { name: cfg.name, kind: cfg.kind, config: cfg, client: c, breaker, queue, local: cfg.name === firstOllama };
       this.byName.set(cfg.name, member);
       this.counts.set(cfg.name, { served: 0, failedOver: 0 });
-      this.discovery.set(cfg.name, {
-        models: cfg.models ? new Set(cfg.models) : null,
-        tags: (cfg.models ?? []).map(fixedTag),
-        at: null,
-        lastAttempt: 0,
-        error: null,
-      });
       return member;
     });
+    this.discovery = new ModelDiscovery(this.members, this.now);
   }
 
   get implicit(): boolean {
@@ -128,53 +112,12 @@ export class UpstreamPool {
   /** Asks every discovering upstream for its models (at most one call per upstream at a time). */
   async refresh(names?: string[]): Promise<void> {
     if (this.implicit) return; // the catalog asks the one upstream
-    const targets = this.members.filter((m) => !m.config.models && (!names || names.includes(m.name)));
-    await Promise.all(targets.map((m) => this.discover(m)));
+    await this.discovery.refresh(names);
   }
 
-  private discover(m: PoolMember): Promise<void> {
-    const d = this.discovery.get(m.name)!;
-    if (d.inflight) return d.inflight;
-    d.lastAttempt = this.now();
-    d.inflight = m.client
-      .tags()
-      .then(
-        (tags) => {
-          d.models = new Set(tags.map((t) => t.name));
-          d.tags = tags;
-          d.at = this.now();
-          d.error = null;
-          m.breaker.success();
-        },
-        (err: unknown) => {
-          d.error = err instanceof AppError ? `${err.code}: ${err.message}` : 'discovery failed';
-          if (isBreakerFailure(err)) m.breaker.failure();
-        },
-      )
-      .finally(() => {
-        d.inflight = undefined;
-      });
-    return d.inflight;
-  }
-
-  /**
-   * The model catalog's source in a pool: every model some upstream serves (the first upstream
-   * listing a name gives its entry), and the running models of the local Ollama. 503 when no
-   * upstream has ever answered.
-   */
+  /** The model catalog's source in a pool (ModelDiscovery.catalogSource). */
   catalogSource(local?: Pick<OllamaClient, 'ps'>): Pick<OllamaClient, 'tags' | 'ps'> {
-    return {
-      tags: async () => {
-        await this.refresh();
-        const seen = new Map<string, OllamaTag>();
-        for (const m of this.members) for (const t of this.discovery.get(m.name)!.tags) if (!seen.has(t.name)) seen.set(t.name, t);
-        if (seen.size === 0 && [...this.discovery.values()].every((d) => d.models === null)) {
-          throw new OllamaUnavailableError(`No upstream answered with its models (${this.members.map((m) => m.name).join(', ')})`, { retryAfterS: 10 });
-        }
-        return [...seen.values()];
-      },
-      ps: async (): Promise<OllamaRunningModel[]> => (local ? local.ps() : []),
-    };
+    return this.discovery.catalogSource(local);
   }
 
   /**
@@ -193,7 +136,7 @@ export class UpstreamPool {
           kind: m.kind,
           breakerAllows: this.implicit || m.breaker.wouldAllow(),
           breakerRetryInMs: b.retryInMs,
-          models: this.implicit ? [model] : this.discovery.get(m.name)!.models,
+          models: this.implicit ? [model] : this.discovery.get(m.name).models,
           estimatedWaitMs: m.queue.estimateWaitMs(model, priority),
         };
       });
@@ -208,7 +151,7 @@ export class UpstreamPool {
     let upstreams = this.view(model, priority, kinds);
     let decision = routeUpstreams(upstreams, model, { spillAfterMs: this.opts.config.spillAfterMs });
     if (decision.candidates.length === 0 && decision.excluded.some((e) => e.reason !== 'breaker-open')) {
-      const stale = decision.excluded.filter((e) => e.reason !== 'breaker-open' && this.now() - this.discovery.get(e.name)!.lastAttempt >= MISS_REFRESH_MS);
+      const stale = decision.excluded.filter((e) => e.reason !== 'breaker-open' && this.now() - this.discovery.get(e.name).lastAttempt >= MISS_REFRESH_MS);
       if (stale.length) {
         await this.refresh(stale.map((e) => e.name));
         upstreams = this.view(model, priority, kinds);
@@ -297,7 +240,7 @@ export class UpstreamPool {
   /** The upstreams known to serve this model, up or not. */
   servedBy(model: string): PoolMember[] {
     const wanted = sameModelName(model);
-    return this.members.filter((m) => [...(this.discovery.get(m.name)!.models ?? [])].some((x) => sameModelName(x) === wanted));
+    return this.members.filter((m) => [...(this.discovery.get(m.name).models ?? [])].some((x) => sameModelName(x) === wanted));
   }
 
   /** The upstreams that serve this model and whose breaker lets a request through (for /ready). */
@@ -310,7 +253,7 @@ export class UpstreamPool {
 
   status(): UpstreamStatus[] {
     return this.members.map((m) => {
-      const d = this.discovery.get(m.name)!;
+      const d = this.discovery.get(m.name);
       const stats = m.queue.stats();
       const breaker = m.breaker.snapshot();
       const known = d.models !== null;
@@ -338,22 +281,7 @@ export class UpstreamPool {
 
   /** Per model, summed over the upstreams (the queue gauges and the status page). */
   stats(): ModelQueueStats[] {
-    const merged = new Map<string, ModelQueueStats>();
-    for (const m of this.members) {
-      for (const s of m.queue.stats()) {
-        const seen = merged.get(s.model);
-        if (!seen) {
-          merged.set(s.model, { ...s, lanes: structuredClone(s.lanes) });
-          continue;
-        }
-        seen.active += s.active;
-        seen.queued += s.queued;
-        for (const lane of Object.keys(s.lanes) as Priority[]) {
-          for (const k of ['queued', 'served', 'aged', 'refused'] as const) seen.lanes[lane][k] += s.lanes[lane][k];
-        }
-      }
-    }
-    return [...merged.values()];
+    return mergeQueueStats(this.members.map((m) => m.queue.stats()));
   }
 
   rejectWaiting(err: Error): void {

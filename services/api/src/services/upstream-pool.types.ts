@@ -9,7 +9,7 @@ import { AppError } from '../errors';
 import type { BreakerSnapshot, CircuitBreaker } from './circuit-breaker';
 import { isBreakerFailure } from './circuit-breaker';
 import type { LaneQueue } from './lane-queue';
-import type { LaneSlot, LaneTicket } from './lane-queue.types';
+import type { LaneSlot, LaneTicket, ModelQueueStats } from './lane-queue.types';
 
 /** What the pool needs of a client: both kinds speak generation in Ollama's chunk shapes. */
 export type UpstreamClient = Pick<OllamaClient, 'chat' | 'generate' | 'embed' | 'proxy' | 'tags'>;
@@ -92,6 +92,24 @@ export function publicUrl(url: string): string {
   } catch {
     return '(invalid URL)';
   }
+}
+
+/** Per model, the queues of every upstream summed (running, waiting, and each lane's counts). */
+export function mergeQueueStats(perUpstream: ModelQueueStats[][]): ModelQueueStats[] {
+  const merged = new Map<string, ModelQueueStats>();
+  for (const s of perUpstream.flat()) {
+    const seen = merged.get(s.model);
+    if (!seen) {
+      merged.set(s.model, { ...s, lanes: structuredClone(s.lanes) });
+      continue;
+    }
+    seen.active += s.active;
+    seen.queued += s.queued;
+    for (const lane of Object.keys(s.lanes) as Priority[]) {
+      for (const k of ['queued', 'served', 'aged', 'refused'] as const) seen.lanes[lane][k] += s.lanes[lane][k];
+    }
+  }
+  return [...merged.values()];
 }
 
 /**
