@@ -103,19 +103,22 @@ export class StructuredService {
     const validate = this.compile(input.schema);
     const admission = await this.generation.admit(input.model, 'chat', signal, run.priority);
     return async () => {
-      const { value } = await this.generation.runOn(admission, signal, run.hooks ?? {}, (member) =>
-        this.attempts(member, admission.model, input, validate, signal),
+      const { value } = await this.generation.runOn(admission, signal, run.hooks ?? {}, (member, onAccepted, commit) =>
+        this.attempts(member, admission.model, input, validate, signal, onAccepted, commit),
       );
       return value;
     };
   }
 
+  /** `commit` once the first answer's first event came: later failures stay with this upstream. */
   private async attempts(
     member: PoolMember,
     model: string,
     input: StructuredInput,
     validate: ValidateFunction,
     signal: AbortSignal,
+    onAccepted?: () => void,
+    commit?: () => void,
   ): Promise<StructuredResult> {
     const schemaText = JSON.stringify(input.schema);
     const instruction =
@@ -138,7 +141,10 @@ export class StructuredService {
     let problems: string[] = [];
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
       const answer = await collect(
-        this.generation.upstream(member, model, { kind: 'chat', input: { messages, format: input.schema, options: input.options } }, signal),
+        tapFirst(
+          this.generation.upstream(member, model, { kind: 'chat', input: { messages, format: input.schema, options: input.options } }, signal, onAccepted),
+          commit,
+        ),
       );
       addUsage(total, answer.usage);
       const parsed = extractJson(answer.text);
@@ -165,4 +171,16 @@ function addUsage(total: Usage, u: Usage): void {
   total.prompt_eval_ms += u.prompt_eval_ms;
   total.eval_ms += u.eval_ms;
   total.tokens_per_second = total.eval_ms ? Math.round((total.completion_tokens / total.eval_ms) * 1000 * 10) / 10 : null;
+}
+
+/** Calls `onFirst` when the first event passes. */
+async function* tapFirst<T>(events: AsyncIterable<T>, onFirst?: () => void): AsyncGenerator<T> {
+  let first = true;
+  for await (const ev of events) {
+    if (first) {
+      first = false;
+      onFirst?.();
+    }
+    yield ev;
+  }
 }

@@ -178,13 +178,20 @@ export class UpstreamPool {
       const slot = await ticket.slot;
       waited += slot.waitedMs;
       hooks.onSlot?.({ waitedMs: waited });
+      let committed = false;
       try {
         if (!this.implicit && !member.breaker.tryAcquire()) {
           throw new OllamaUnavailableError(`The upstream '${member.name}' is marked down (circuit open)`, {
             retryAfterS: Math.max(1, Math.ceil(member.breaker.snapshot().retryInMs / 1000)),
           });
         }
-        const value = await open(member, () => hooks.onStart?.(member.name));
+        const value = await open(
+          member,
+          () => hooks.onStart?.(member.name),
+          () => {
+            committed = true;
+          },
+        );
         member.breaker.success();
         hooks.onStart?.(member.name);
         this.counted(member.name, 'ok');
@@ -192,7 +199,7 @@ export class UpstreamPool {
       } catch (err) {
         slot.release();
         member.breaker.record(err);
-        const next = signal.aborted || !failsOver(err) ? undefined : this.next(admission, index + 1, signal);
+        const next = signal.aborted || committed || !failsOver(err) ? undefined : this.next(admission, index + 1, signal);
         if (!next) {
           this.counted(member.name, 'error');
           throw err;
@@ -246,8 +253,9 @@ export class UpstreamPool {
   /** The upstreams that serve this model and whose breaker lets a request through (for /ready). */
   serves(model: string): string[] {
     if (this.implicit) return this.members.map((m) => m.name);
+    // A failed discovery counts too: /ready must not say ready until the breakers have opened.
     return this.servedBy(model)
-      .filter((m) => m.breaker.wouldAllow())
+      .filter((m) => m.breaker.wouldAllow() && this.discovery.get(m.name).error === null)
       .map((m) => m.name);
   }
 
@@ -263,7 +271,7 @@ export class UpstreamPool {
         url: publicUrl(m.config.url),
         priority: m.config.priority,
         maxConcurrent: m.config.maxConcurrent,
-        state: breaker.state === 'open' ? 'down' : known || (this.implicit && breaker.successes > 0) ? 'up' : d.error ? 'down' : 'unknown',
+        state: breaker.state === 'open' || d.error !== null ? 'down' : known || (this.implicit && breaker.successes > 0) ? 'up' : d.error ? 'down' : 'unknown',
         breaker,
         models: d.models ? [...d.models].sort() : null,
         modelsFrom: this.implicit ? 'catalog' : m.config.models ? 'config' : 'discovery',

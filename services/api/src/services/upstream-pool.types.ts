@@ -49,7 +49,12 @@ export interface Opened<T> {
   slot: LaneSlot;
 }
 
-export type OpenFn<T> = (member: PoolMember, onAccepted: () => void) => Promise<T>;
+/**
+ * One try on one upstream. `onAccepted`: the upstream took the request (stream headers may go out).
+ * `commit`: bytes of an answer came back, so a failure from here on is not moved to another
+ * upstream (for calls that read more than their first byte inside the try, like structured output).
+ */
+export type OpenFn<T> = (member: PoolMember, onAccepted: () => void, commit: () => void) => Promise<T>;
 
 export interface UpstreamStatus {
   name: string;

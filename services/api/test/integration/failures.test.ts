@@ -52,7 +52,10 @@ describe('local failures, each with its own code, status and hint', () => {
       expect(res.body.error.code).toBe('OLLAMA_UNAVAILABLE');
       expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
     }
-    const native = await request(app).post('/ollama/api/chat').send({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'hi' }] }).expect(503);
+    const native = await request(app)
+      .post('/ollama/api/chat')
+      .send({ model: 'llama3.1:8b', messages: [{ role: 'user', content: 'hi' }] })
+      .expect(503);
     expect(native.body.error).toEqual(expect.any(String));
     const openai = await request(app)
       .post('/openai/v1/chat/completions')

@@ -352,8 +352,7 @@ describe('the upstream pool: /v1/structured (several attempts in one slot)', () 
     expect(r.body).toMatchObject({ data: { city: 'Paris' }, attempts: 1 });
   });
 
-  // BUG STRUCTURED-NO-UPSTREAM (see the report): the attempts run inside pool.run and never call
-  // onAccepted, so X-Upstream is only set when they succeed; a 422 produced by a has no X-Upstream.
+  // The attempts pass the upstream's acceptance on: a 422 names the upstream that answered too.
   test('Given a never complies, then 422 SCHEMA_VALIDATION_FAILED still names the upstream that answered (X-Upstream: a)', async () => {
     a.queueReplies(LLAMA, ['no json here', 'still no json']);
     const r = await call(p.base, '/v1/structured', { prompt: 'capital of France', schema });
@@ -363,9 +362,7 @@ describe('the upstream pool: /v1/structured (several attempts in one slot)', () 
     expect(r.headers.get('x-upstream')).toBe('a');
   });
 
-  // BUG STRUCTURED-RERUN (see the report): a failure after a's first byte counts as "before the
-  // first byte" for the pool (the whole attempt loop is the pool's open()), so the request is run
-  // again from the start on b: two generations for one request.
+  // The attempt loop runs inside the pool's try: the first event commits it to a (no rerun on b).
   test('Given a fails in the middle of its answer, then the request is not run again on b (after the first byte nothing is retried)', async () => {
     a.setBehaviour(LLAMA, { kind: 'midstream-error', afterChunks: 1 });
     const r = await call(p.base, '/v1/structured', { prompt: 'capital of France', schema });
@@ -732,8 +729,7 @@ describe('the upstream pool: /ready', () => {
       ]);
 
       await Promise.all([a.close(), b.close()]);
-      // POOL-READY-STALE (see the report): the check asks both upstreams and both refuse, yet it
-      // still answered 200 until three failed checks had opened both breakers.
+      // The check asks both upstreams; both refusing is enough (no wait for the breakers to open).
       const down = await call(p.base, '/ready?force=true');
       expect(down.status).toBe(503);
       expect(down.body).toMatchObject({ status: 'unavailable', code: 'NO_UPSTREAM' });
