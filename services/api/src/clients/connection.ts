@@ -125,6 +125,18 @@ export function createUpstreamHttp(opts: UpstreamHttpOptions): AxiosInstance {
 }
 
 /**
+ * Failures to reach the upstream at all: its name does not resolve, nothing listens, the connect
+ * timed out. Never retried: the upstream is down (a stopped container has no name and no port), and
+ * callers must learn it at once to fall back (the pool: to the next upstream; Waldus: to its next
+ * provider). Retries are for a connection that broke, not for one that never came up.
+ */
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ECONNECTTIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+export function isConnectFailure(err: AxiosError): boolean {
+  return err.code !== undefined && CONNECT_FAILURES.has(err.code);
+}
+
+/**
  * Axios request options that call `onConnected` once the request's socket is connected (at once
  * for a pooled keep-alive socket). Axios builds the request through `transport`; this one is
  * node's own http/https with a look at the socket.

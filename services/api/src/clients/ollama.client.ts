@@ -10,7 +10,8 @@
  *   5xx; a POST only when a reused pooled socket was reset before any response (the keep-alive
  *   race Node's http docs describe: Ollama closed the idle socket as we wrote on it). A generation
  *   that got any answer, 5xx included, is never sent again.
- *   Connection refused is never retried: Ollama is down, and callers must be able to fall back fast.
+ *   A failure to connect (refused, unknown name, connect timeout) is never retried: Ollama is down,
+ *   and callers must be able to fall back fast.
  *   shouldResetTimeout: true — each retry gets the full request timeout again.
  */
 import type { Readable } from 'node:stream';
@@ -19,7 +20,7 @@ import { isNetworkError } from 'axios-retry';
 import { AppError, ClientClosedError, UpstreamError, UpstreamTimeoutError } from '../errors';
 import { errorText, LineSplitter, readText } from '../wire/lines';
 import { parseNdjsonLine } from '../wire/ndjson';
-import { connectedHook, createUpstreamHttp, requestText } from './connection';
+import { connectedHook, createUpstreamHttp, isConnectFailure, requestText } from './connection';
 import { Deadline } from './deadline';
 import { isAbort, mapOllamaError, mapTransportError } from './ollama-errors';
 import { createProxy } from './upstream-proxy';
@@ -62,8 +63,8 @@ export function createOllamaClient(opts: OllamaClientOptions): OllamaClient {
     retries: opts.retries,
     retryCondition: (err) => {
       const method = (err.config?.method ?? 'get').toLowerCase();
-      // Connection refused means Ollama is down, not flaky: answer at once so callers fall back.
-      if (err.code === 'ECONNREFUSED') return false;
+      // Ollama is down, not flaky (refused, no such name, connect timeout): answer at once so callers fall back.
+      if (isConnectFailure(err)) return false;
       if (method === 'get' || method === 'head') {
         // A 5xx reaches here only from getJson's GETs (see RETRY_5XX); everything else takes any status.
         return isNetworkError(err) || err.code === 'ECONNRESET' || (err.response?.status ?? 0) >= 500;

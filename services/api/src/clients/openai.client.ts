@@ -18,7 +18,7 @@ import type { AxiosResponse } from 'axios';
 import { isNetworkError } from 'axios-retry';
 import { readSse } from '../wire/openai-sse';
 import { readText } from '../wire/lines';
-import { createUpstreamHttp, requestText } from './connection';
+import { createUpstreamHttp, isConnectFailure, requestText } from './connection';
 import { Deadline } from './deadline';
 import { isAbort } from './ollama-errors';
 import { createProxy } from './upstream-proxy';
@@ -92,7 +92,7 @@ export function createOpenAiClient(opts: OpenAiClientOptions): OpenAiClient {
     headers: auth,
     retryCondition: (err) => {
       const method = (err.config?.method ?? 'get').toLowerCase();
-      if (err.code === 'ECONNREFUSED') return false; // down, not flaky: let callers fall back now
+      if (isConnectFailure(err)) return false; // down, not flaky: let callers fall back now
       if (method === 'get' || method === 'head') return isNetworkError(err) || err.code === 'ECONNRESET';
       return !err.response && err.code === 'ECONNRESET';
     },
