@@ -224,6 +224,7 @@ async function profileApi({ upstream, env = {}, requests = 3000, warmup = 1000, 
     process.kill(child.pid, 'SIGUSR2');
     await waitFor(() => fs.existsSync(out), 30_000, () => 'the profile was not written (cpu-probe.js)');
     const profile = JSON.parse(fs.readFileSync(out, 'utf8'));
+    fs.rmSync(`${out}.started`, { force: true });
     if (profile.error) throw new Error(`profiler: ${profile.error}`);
     const result = analyse(profile, requests);
     log(
