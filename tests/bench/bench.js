@@ -239,6 +239,7 @@ const portkeyHeaders = (upstream) => ({ 'x-portkey-provider': 'ollama', 'x-portk
 function portkeyOutbound(pk) {
   if (!pk?.outboundLog) return null;
   const lines = fs.existsSync(pk.outboundLog) ? fs.readFileSync(pk.outboundLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+  fs.rmSync(path.dirname(pk.outboundLog), { recursive: true, force: true });
   if (!lines.length) return 'Portkey made no connection past loopback (loopback-only.js would have refused and reported it)';
   const hosts = [...new Set(lines.map((l) => `${l.host}:${l.port}`))];
   return `Portkey tried to reach ${hosts.join(', ')} (${lines.length} attempt(s)); loopback-only.js refused them`;
