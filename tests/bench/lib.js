@@ -21,7 +21,8 @@ function freePort() {
 
 /**
  * Starts a process and resolves once every wanted KEY=value line has been printed on stdout.
- * stderr (and stdout) are kept (last 8 kB) for the error message when it fails or dies first.
+ * stderr (and stdout) are kept (last 8 kB) for the error message when it fails or dies first; when
+ * it is not ready in time it is killed.
  */
 function startProcess(name, cmd, args, { env, cwd, keys, timeoutMs = 60_000, detached = false }) {
   return new Promise((resolve, reject) => {
@@ -35,6 +36,8 @@ function startProcess(name, cmd, args, { env, cwd, keys, timeoutMs = 60_000, det
     const timer = setTimeout(() => fail(new Error(`${name}: not ready within ${timeoutMs / 1000} s`)), timeoutMs);
     const fail = (err) => {
       clearTimeout(timer);
+      // a process that never became ready is not left behind (the caller may go on without it)
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       err.message += `\n--- ${name} output ---\n${log}`;
       reject(err);
     };

@@ -3,15 +3,17 @@
 /**
  * The benchmark's upstream: a lean stand-in for Ollama on loopback that speaks the parts of the real
  * API the gateway calls (/, /api/version, /api/tags, /api/ps, /api/show, /api/generate, /api/chat,
- * /api/embed, /api/embeddings) and does as little work as possible itself, so that what the
- * benchmark sees is the gateway, not the fake.
+ * /api/embed, /api/embeddings), plus Ollama's OpenAI-compatible /v1/chat/completions (non-streamed:
+ * what Portkey's Ollama provider calls, for the comparison gateway), and does as little work as
+ * possible itself, so that what the benchmark sees is the gateway, not the fake.
  *
  *   node tests/bench/upstream.js [--port 0] [--token-ms 20]
  *
  * Tokens are sent on a fixed schedule (token i at start + (i+1) * token-ms, so timer jitter does not
  * add up over a stream): 20 ms = 50 tok/s, an RTX 3060 on an 8B Q4 model. The model `bench:fast`
  * answers with no delay at all (latency and memory runs); every other model streams at token-ms.
- * The number of tokens is options.num_predict (default 64). Embeddings answer at once (768 floats).
+ * The number of tokens is options.num_predict (max_tokens on /v1/chat/completions; default 64).
+ * Embeddings answer at once (768 floats).
  * Prints `BENCH_UPSTREAM_URL=http://127.0.0.1:<port>` once listening; exits on SIGTERM/SIGINT.
  */
 const http = require('node:http');
@@ -137,6 +139,33 @@ function generate(req, res, body, kind) {
   timer = setTimeout(tick, delay);
 }
 
+/**
+ * Ollama's OpenAI-compatible chat completion, non-streamed only: the same answer and the same delay
+ * (max_tokens × token-ms, none for bench:fast) as /api/chat, in the OpenAI shape.
+ */
+function openaiChat(res, body) {
+  const model = body.model;
+  if (typeof model !== 'string' || !MODELS.some((m) => m === model || m === `${model}:latest`)) {
+    return send(res, 404, { error: { message: `model "${model}" not found, try pulling it first`, type: 'api_error', param: null, code: null } });
+  }
+  if (body.stream === true) return send(res, 400, { error: { message: 'the bench upstream answers /v1/chat/completions non-streamed only', type: 'invalid_request_error', param: 'stream', code: null } });
+  const n = Math.max(1, Number(body.max_tokens) > 0 ? Number(body.max_tokens) : DEFAULT_TOKENS);
+  const text = Array.from({ length: n }, (_, i) => (i === 0 ? 'Token' : ` t${i}`)).join('');
+  const answer = () =>
+    send(res, 200, {
+      id: `chatcmpl-${Math.floor(Math.random() * 1e9)}`,
+      object: 'chat.completion',
+      created: Math.floor(Date.now() / 1000),
+      model,
+      system_fingerprint: 'fp_ollama',
+      choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: 'length' }],
+      usage: { prompt_tokens: 12, completion_tokens: n, total_tokens: 12 + n },
+    });
+  if (model === FAST) return answer();
+  const t = setTimeout(answer, n * TOKEN_MS);
+  res.on('close', () => clearTimeout(t));
+}
+
 function embed(res, body, legacy) {
   const model = body.model;
   if (!MODELS.includes(model) && !MODELS.includes(`${model}:latest`)) return send(res, 404, { error: `model "${model}" not found, try pulling it first` });
@@ -170,6 +199,7 @@ const server = http.createServer((req, res) => {
       case '/api/chat': return generate(req, res, body, 'chat');
       case '/api/embed': return embed(res, body, false);
       case '/api/embeddings': return embed(res, body, true);
+      case '/v1/chat/completions': return openaiChat(res, body);
       case '/api/show': {
         const m = body.model || body.name;
         if (!MODELS.includes(m) && !MODELS.includes(`${m}:latest`)) return send(res, 404, { error: `model '${m}' not found` });
