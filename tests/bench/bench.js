@@ -168,6 +168,8 @@ async function setup() {
     alt = null;
   }
 
+  const pooled = await startTwinApi(apiEnv, upstream, true);
+  const single = await startTwinApi(apiEnv, upstream, false);
   const bare = await startBareProxy(upstream);
   const portkey = await startPortkey(upstream);
   log(portkey.url ? `Portkey ${portkey.version} at ${portkey.url} (Ollama provider → the same upstream)` : `Portkey: not run (${portkey.reason})`);
@@ -179,6 +181,8 @@ async function setup() {
     api: `http://127.0.0.1:${apiPort}`,
     nginx: stack.values.LOCAL_STACK_URL,
     apiPid: Number(stack.values.LOCAL_STACK_API_PID),
+    pooled,
+    single,
     nginxPid: Number(stack.values.LOCAL_STACK_NGINX_PID),
     stackHash: hashKindOfNginx(Number(stack.values.LOCAL_STACK_NGINX_PID)),
     alt,
@@ -187,6 +191,44 @@ async function setup() {
     heapProbeOut,
   };
   return env;
+}
+
+/**
+ * Two more APIs, launched alike (the same build, settings and launch, outside the local stack), one
+ * with a pool of two upstreams (UPSTREAMS), its twin with the one implicit upstream: what routing
+ * (candidates, breakers, discovery state, spill check) adds per request, at most 0.1 ms p50 (issue
+ * 15). Both upstreams of the pool are the bench's upstream: the preferred one serves, the other
+ * stands by.
+ */
+async function startTwinApi(apiEnv, upstream, pool) {
+  const port = await L.freePort();
+  const child = spawn(process.execPath, [path.join(ROOT, 'services/api/dist/main.js')], {
+    env: {
+      ...apiEnv,
+      NODE_OPTIONS: '',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      TRUST_PROXY: '1',
+      UPSTREAMS: pool
+        ? JSON.stringify([
+            { name: 'gpu', url: upstream, kind: 'ollama', priority: 1 },
+            { name: 'spare', url: upstream, kind: 'ollama', priority: 2 },
+          ])
+        : '',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  // drained like the stack's API: its access lines go to a pipe, not to a file
+  child.stdout.resume();
+  child.stderr.resume();
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    const r = await L.request(`${url}/health`).catch(() => null);
+    if (r && r.status === 200) return { url, pid: child.pid };
+    await new Promise((r2) => setTimeout(r2, 100));
+  }
+  return breakBench(`the API with ${pool ? 'two upstreams' : 'one upstream'} (twin) did not start`);
 }
 
 /** tests/bench/bare-proxy.js in front of the upstream: what Node's HTTP stack alone adds. */
@@ -281,6 +323,8 @@ function targets(env) {
     t.push({ name: 'Portkey', short: 'portkey', base: env.portkey.url, ...openai, headers: env.portkey.headers, agent: agent(), pids: [env.portkey.pid], baseline: 'direct-openai', reference: true });
   }
   t.push({ name: 'api', base: env.api, ...gateway, agent: agent(), pids: [env.apiPid] });
+  t.push({ name: 'api, 2 upstreams', short: 'api-pool', base: env.pooled.url, ...gateway, agent: agent(), pids: [env.pooled.pid], extra: true });
+  t.push({ name: 'api, 1 upstream (its twin)', short: 'api-twin', base: env.single.url, ...gateway, agent: agent(), pids: [env.single.pid], extra: true });
   t.push({ name: 'nginx+api', base: env.nginx, ...gateway, agent: agent(), pids: [env.apiPid, ...childrenOf(env.nginxPid)] });
   if (env.alt) t.push({ name: `nginx+api (${env.alt.hash} htpasswd)`, short: 'nginx-alt', base: env.alt.url, ...gateway, agent: agent(), pids: [env.apiPid, ...childrenOf(env.alt.child.pid)], extra: true });
   return t;
@@ -415,6 +459,13 @@ function latencyChecks(rows, env) {
     a.pass = vsBare && vsPortkey;
     const n = row('nginx+api', c);
     n.pass = check(`1.nginx.c${c}.p99`, `nginx+API added latency p99, c=${c}`, n.addedP99, '<= 10 ms', n.addedP99 <= 10);
+  }
+  // issue 15: routing over two upstreams against the one implicit upstream, same run
+  for (const c of [1, 8]) {
+    const single = row('api-twin', c);
+    const pool = row('api-pool', c);
+    const delta = pool.addedP50 - single.addedP50;
+    pool.pass = check(`1.routing.c${c}`, `routing over 2 upstreams adds ≤ 0.1 ms p50 over 1 upstream, c=${c}`, delta, '<= 0.1 ms', delta <= 0.1, 'ms', `2 upstreams +${L.f2(pool.addedP50)} ms, 1 upstream +${L.f2(single.addedP50)} ms: ${delta >= 0 ? '+' : ''}${L.f2(delta)} ms`);
   }
   const n1 = row('nginx+api', 1);
   n1.pass = check('1.nginx.c1', 'nginx+API added p50 ≤ 1 ms, c=1', n1.addedP50, '<= 1 ms', n1.addedP50 <= 1) && n1.pass;
@@ -1015,6 +1066,8 @@ const GOALS = [
   ['1.api.vs.portkey.c1', "latency: API added p50 ≤ 0.5 × Portkey's, c=1", 'portkey'],
   ['1.api.vs.portkey.c8', "latency: API added p50 ≤ 0.5 × Portkey's, c=8", 'portkey'],
   ['1.nginx.c1', 'latency: nginx+API added p50 ≤ 1 ms, c=1'],
+  ['1.routing.c1', 'routing (issue 15): 2 upstreams add ≤ 0.1 ms p50 over 1 upstream, c=1'],
+  ['1.routing.c8', 'routing (issue 15): 2 upstreams add ≤ 0.1 ms p50 over 1 upstream, c=8'],
   ['1.cpu.api', 'CPU: API ≤ 0.5 ms per non-streamed generation at LOG_LEVEL=info'],
   ['5.admission', "admission: refusals' p50 within 10 ms of a /health burst of 50 (MAX_CONCURRENT=1, MAX_QUEUE=16)"],
   ['5.accounted', 'admission: none lost'],

@@ -4,7 +4,7 @@
  * Where the API's CPU goes per non-streamed generation: a CPU profile of the API (services/api/dist)
  * under POST /v1/generate on loopback, its self-time bucketed by stage, in µs per request.
  *
- *   node tests/bench/profile.js [--requests 3000] [--warmup 1000] [--keep DIR]
+ *   node tests/bench/profile.js [--requests 3000] [--warmup 1000] [--keep DIR] [--pool]
  *
  * Alone it starts its own fake Ollama (upstream.js); `make bench` calls profileApi() with its own.
  * The API runs as in production (LOG_LEVEL=info, basic auth, rate limiter on but never reached),
@@ -271,7 +271,13 @@ async function main() {
       requests: Number(arg('--requests', 3000)),
       warmup: Number(arg('--warmup', 1000)),
       keepDir: arg('--keep', null),
-      env: { LOG_LEVEL: process.env.BENCH_LOG_LEVEL || 'info' },
+      env: {
+        LOG_LEVEL: process.env.BENCH_LOG_LEVEL || 'info',
+        // --pool: two upstreams (UPSTREAMS) instead of the one implicit upstream, to see what routing costs
+        ...(args.includes('--pool')
+          ? { UPSTREAMS: JSON.stringify(['gpu', 'spare'].map((name, i) => ({ name, url: up.values.BENCH_UPSTREAM_URL, kind: 'ollama', priority: i + 1 }))) }
+          : {}),
+      },
       log: (s) => console.log(s),
     });
     console.log(`\nAPI CPU per non-streamed POST /v1/generate, by stage (profile, self time, µs per request, LOG_LEVEL=${result.logLevel})`);
