@@ -43,6 +43,7 @@ export function runOptions(res: Response, extra: { onRunning?: () => void; onSta
         res.locals.log = { ...res.locals.log, queueWaitMs: waited, ...(priority !== 'normal' ? { priority } : {}) };
         if (!res.headersSent) res.setHeader('X-Queue-Wait-Ms', String(waited));
       },
+      early: extra.onStart !== undefined,
       onStart: (upstream) => {
         res.locals.log = { ...res.locals.log, upstream };
         if (!res.headersSent) res.setHeader('X-Upstream', upstream);

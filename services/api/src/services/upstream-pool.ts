@@ -185,13 +185,9 @@ export class UpstreamPool {
             retryAfterS: Math.max(1, Math.ceil(member.breaker.snapshot().retryInMs / 1000)),
           });
         }
-        const value = await open(
-          member,
-          () => hooks.onStart?.(member.name),
-          () => {
-            committed = true;
-          },
-        );
+        const value = await open(member, hooks.early ? () => hooks.onStart?.(member.name) : undefined, () => {
+          committed = true;
+        });
         member.breaker.success();
         hooks.onStart?.(member.name);
         this.counted(member.name, 'ok');
@@ -199,6 +195,8 @@ export class UpstreamPool {
       } catch (err) {
         slot.release();
         member.breaker.record(err);
+        // it answered before it failed (structured output's 422): the answer still names it
+        if (committed) hooks.onStart?.(member.name);
         const next = signal.aborted || committed || !failsOver(err) ? undefined : this.next(admission, index + 1, signal);
         if (!next) {
           this.counted(member.name, 'error');

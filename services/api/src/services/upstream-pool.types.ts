@@ -40,6 +40,11 @@ export interface OpenHooks {
   onSlot?: (slot: { waitedMs: number }) => void;
   /** The upstream took the request (stream headers may go out now). */
   onStart?: (upstream: string) => void;
+  /**
+   * Call onStart as soon as the upstream accepts (a stream commits its headers then); otherwise once
+   * the try succeeded, and the client gets no hook at all (no per-request closures for it).
+   */
+  early?: boolean;
 }
 
 /** An upstream call that got its first byte: the caller owns `slot` and releases it when done. */
@@ -54,7 +59,7 @@ export interface Opened<T> {
  * `commit`: bytes of an answer came back, so a failure from here on is not moved to another
  * upstream (for calls that read more than their first byte inside the try, like structured output).
  */
-export type OpenFn<T> = (member: PoolMember, onAccepted: () => void, commit: () => void) => Promise<T>;
+export type OpenFn<T> = (member: PoolMember, onAccepted: (() => void) | undefined, commit: () => void) => Promise<T>;
 
 export interface UpstreamStatus {
   name: string;
