@@ -160,3 +160,16 @@ esac
   const log = fs.readFileSync(calls, 'utf8');
   assert.match(log, /logs --no-color --tail=15 model-puller/);
 });
+
+test('the API runs with the same memory settings in the image and in scripts/local-stack.sh (make bench measures the latter)', () => {
+  const dockerfile = fs.readFileSync(path.join(ROOT, 'docker/api/Dockerfile'), 'utf8');
+  const stack = fs.readFileSync(path.join(ROOT, 'scripts/local-stack.sh'), 'utf8');
+  const env = ['MALLOC_ARENA_MAX=2', 'MALLOC_TRIM_THRESHOLD_=131072', 'MALLOC_MMAP_THRESHOLD_=131072'];
+  for (const kv of env) {
+    assert.ok(dockerfile.includes(kv), `Dockerfile lacks ${kv}`);
+    assert.ok(stack.includes(kv), `local-stack.sh lacks ${kv}`);
+  }
+  const flag = /--max-semi-space-size=\d+/;
+  assert.equal(flag.exec(dockerfile)?.[0], flag.exec(stack)?.[0]);
+  assert.match(dockerfile, /CMD \["node", "--max-semi-space-size=\d+", "dist\/main\.js"\]/);
+});
