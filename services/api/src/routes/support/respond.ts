@@ -5,7 +5,7 @@
  */
 import type { Request, Response } from 'express';
 import type { JobStore } from '../../services/job-store';
-import { cachedJson, type CacheContext } from './cached-json';
+import { cachedJson, sendJson, type CacheContext } from './cached-json';
 import { userOf } from '../../middleware/auth';
 import { clientGone } from '../../middleware/request-context';
 
@@ -17,7 +17,7 @@ export async function respond(req: Request, res: Response, jobs: JobStore, kind:
     const signal = clientGone(res);
     const run = async () => (await admit(signal, () => undefined))();
     if (cache) await cachedJson(req, res, cache, run);
-    else res.json(await run());
+    else sendJson(res, await run());
     return;
   }
   const controller = new AbortController();
