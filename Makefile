@@ -62,7 +62,7 @@ upgrade: ## to the versions pinned in this checkout: pull first, recreate what c
 local: ## the stack without containers (system nginx + API), see scripts/local-stack.sh
 	@scripts/local-stack.sh
 
-bench: ## gateway overhead vs the upstream, streaming, memory, overload (~1.5 min, docs/benchmarks.md; OLLAMA_BASE_URL=... adds a real Ollama)
+bench: ## gateway overhead vs the upstream, a bare proxy and Portkey, routing, streaming, memory, overload (~3 min, docs/benchmarks.md; OLLAMA_BASE_URL=... adds a real Ollama)
 	cd services/api && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
 	node tests/bench/bench.js
 
