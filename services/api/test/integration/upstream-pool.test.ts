@@ -804,3 +804,56 @@ describe('the upstream pool: secrets stay out of the status views', () => {
     }
   });
 });
+
+describe('the upstream pool: model management takes ?upstream=', () => {
+  const admin = { user: 'owner', password: secret(24) };
+  let a: FakeOllama;
+  let b: FakeOllama;
+  let c: FakeOpenAi;
+  let p: PoolApp;
+  beforeAll(async () => {
+    a = await fakeOllama([LLAMA], 'from a');
+    b = await fakeOllama([LLAMA], 'from b');
+    c = await FakeOpenAi.start({});
+    p = await startPool(
+      [
+        { name: 'a', url: a.url, kind: 'ollama', priority: 1 },
+        { name: 'b', url: b.url, kind: 'ollama', priority: 2 },
+        { name: 'c', url: c.url, kind: 'openai', priority: 3 },
+      ],
+      { AUTH_USERS: `${admin.user}:${admin.password}`, ADMIN_USERS: admin.user },
+    );
+  });
+  afterAll(async () => {
+    await p.close();
+    await Promise.all([a.close(), b.close(), c.close()]);
+  });
+
+  const pulls = (f: FakeOllama) => f.requests.filter((r) => r.path === '/api/pull').length;
+
+  test('Given no ?upstream, when an admin pulls, then the first ollama upstream pulls it; ?upstream=b sends it to b', async () => {
+    const auth = basic(admin.user, admin.password);
+    const first = await call(p.base, '/admin/models/pull', { model: 'mistral:7b', stream: false }, auth);
+    expect(first.status).toBe(200);
+    expect([pulls(a), pulls(b)]).toEqual([1, 0]);
+    const second = await call(p.base, '/admin/models/pull?upstream=b', { model: 'mistral:7b', stream: false }, auth);
+    expect(second.status).toBe(200);
+    expect([pulls(a), pulls(b)]).toEqual([1, 1]);
+    const native = await call(p.base, '/ollama/api/pull?upstream=b', { model: 'mistral:7b', stream: false }, auth);
+    expect(native.status).toBe(200);
+    expect([pulls(a), pulls(b)]).toEqual([1, 2]);
+  });
+
+  test('Given ?upstream names an openai upstream or nobody, then 400 UPSTREAM_KIND_UNSUPPORTED or 404, and nothing is pulled', async () => {
+    const auth = basic(admin.user, admin.password);
+    const before = [pulls(a), pulls(b)];
+    const openai = await call(p.base, '/admin/models/pull?upstream=c', { model: 'mistral:7b', stream: false }, auth);
+    expect(openai.status).toBe(400);
+    expect(openai.body.error).toMatchObject({ code: 'UPSTREAM_KIND_UNSUPPORTED', message: expect.stringContaining("'c' is an openai upstream") });
+    const nobody = await call(p.base, '/admin/models/pull?upstream=nope', { model: 'mistral:7b', stream: false }, auth);
+    expect(nobody.status).toBe(404);
+    expect(nobody.body.error.message).toContain("No upstream is named 'nope'");
+    expect([pulls(a), pulls(b)]).toEqual(before);
+    expect(c.requests.filter((r) => r.method === 'POST')).toHaveLength(0);
+  });
+});
