@@ -483,20 +483,28 @@ api_started=$("${ENGINE[@]}" get "$P" api startedAt); nginx_started=$("${ENGINE[
 compose stop ollama 2>&1 | indent
 [ "$("${ENGINE[@]}" get "$P" ollama status)" = exited ] || fail "ollama not stopped"
 ok "ollama stopped (compose stop ollama)"
-req POST /v1/generate "$WALDUS" '{"prompt":"Say hello","stream":false}'
 # podman's aardvark-dns can drop lookups for a few seconds after a container of the network stopped:
 # nginx then cannot resolve `api` and answers its own 502 API_UNAVAILABLE. That is the engine, not
 # the appliance (Docker's embedded DNS does not do it): ask again, at most 3 times, 2 s apart.
-for _ in 1 2 3; do
-  [ "$CODE" = 502 ] && printf '%s' "$BODY" | grep -q '"API_UNAVAILABLE"' || break
-  echo "    (nginx could not reach the api right after ollama stopped: asking again in 2 s)"
-  sleep 2
-  req POST /v1/generate "$WALDUS" '{"prompt":"Say hello","stream":false}'
-done
+req_past_dns() { # req_past_dns JSON: POST /v1/generate as waldus
+  req POST /v1/generate "$WALDUS" "$1"
+  for _ in 1 2 3; do
+    [ "$CODE" = 502 ] && printf '%s' "$BODY" | grep -q '"API_UNAVAILABLE"' || break
+    echo "    (nginx could not reach the api right after ollama stopped: asking again in 2 s)"
+    sleep 2
+    req POST /v1/generate "$WALDUS" "$1"
+  done
+}
+req_past_dns '{"prompt":"Say hello","stream":false}'
 expect_code 503 "generation with ollama stopped" "in $TIME_MS ms"
 [ "$(jget error.code)" = OLLAMA_UNAVAILABLE ] || fail "503 body: $BODY"
 [ "$TIME_MS" -lt 5000 ] || fail "the 503 took $TIME_MS ms (expected at once)"
 ok "503 OLLAMA_UNAVAILABLE in $TIME_MS ms"
+# streamed: the headers wait for an upstream to take the request, so the same real status (not 200 + an error line)
+req_past_dns '{"prompt":"Say hello","stream":true}'
+expect_code 503 "streamed generation with ollama stopped" "in $TIME_MS ms"
+[ "$(jget error.code)" = OLLAMA_UNAVAILABLE ] || fail "streamed 503 body: $BODY"
+ok "streamed: 503 OLLAMA_UNAVAILABLE too, in $TIME_MS ms"
 T_BACK=$(date +%s.%N)
 compose start ollama 2>&1 | indent
 wait_all_fine "ollama started again" 120

@@ -129,7 +129,7 @@ export function createServices(config: Config, clients: Clients, logger: Logger)
   const state = new OllamaState();
   const cache = new ResponseCache(config.cache);
   // One upstream: the catalog asks it directly, as always. A pool: the union of what they serve.
-  const catalog = new ModelCatalog(config.upstreams.implicit ? ollama : pool.catalogSource(pool.ollamaMember() && ollama), config.models);
+  const catalog = new ModelCatalog(config.upstreams.implicit ? ollama : pool.catalogSource(pool.ollamaMember() ? ollama : undefined), config.models);
   const warm = new WarmKeeper({ config, ollama, catalog, state, logger });
   const health = new HealthService(ollama, catalog, state, config.models.default, config.health.cacheTtlS, logger, warm, pool);
   const onActivity = () => warm.touch();

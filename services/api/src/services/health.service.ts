@@ -76,12 +76,7 @@ export class HealthService {
     const pool = this.pool!;
     await pool.refresh();
     const local = pool.ollamaMember();
-    const base = {
-      ollama: { reachable: false, version: null as string | null, restarting: this.state.restarting },
-      defaultModel: { name: this.defaultModel, installed: false, loaded: false, idle: this.warm?.isIdle ?? false },
-      checkedAt: new Date(this.now()).toISOString(),
-      cached: false,
-    };
+    const base = this.blank();
     if (local) {
       base.ollama.version = await this.ollama.version().catch(() => null);
       base.ollama.reachable = base.ollama.version !== null;
@@ -99,13 +94,18 @@ export class HealthService {
     return { status: 'ready', ...base };
   }
 
-  private async ollamaCheck(): Promise<Omit<Readiness, 'upstreams'>> {
-    const base = {
+  /** What a check fills in: nothing reachable, nothing installed or loaded yet. */
+  private blank() {
+    return {
       ollama: { reachable: false, version: null as string | null, restarting: this.state.restarting },
       defaultModel: { name: this.defaultModel, installed: false, loaded: false, idle: this.warm?.isIdle ?? false },
       checkedAt: new Date(this.now()).toISOString(),
       cached: false,
     };
+  }
+
+  private async ollamaCheck(): Promise<Omit<Readiness, 'upstreams'>> {
+    const base = this.blank();
     if (this.state.restarting) {
       return { status: 'unavailable', code: 'OLLAMA_RESTARTING', reason: 'Ollama is being restarted', ...base };
     }

@@ -37,7 +37,8 @@ import { LaneQueue } from './lane-queue';
 import { DISCOVERY_MS, MISS_REFRESH_MS, ModelDiscovery } from './upstream-discovery';
 import { registerUpstreamMetrics } from './upstream-metrics';
 import type { LaneTicket, ModelQueueStats } from './lane-queue.types';
-import { noRouteError, routeUpstreams, sameModelName, type RouteUpstream } from './upstream-router';
+import { normalizeModelName } from './model-catalog';
+import { noRouteError, routeUpstreams, type RouteUpstream } from './upstream-router';
 
 export * from './upstream-pool.types';
 
@@ -129,13 +130,14 @@ export class UpstreamPool {
     return this.members
       .filter((m) => !kinds || kinds.includes(m.kind))
       .map((m) => {
-        const b = m.breaker.snapshot();
+        const allows = this.implicit || m.breaker.wouldAllow();
         return {
           name: m.name,
           priority: m.config.priority,
           kind: m.kind,
-          breakerAllows: this.implicit || m.breaker.wouldAllow(),
-          breakerRetryInMs: b.retryInMs,
+          breakerAllows: allows,
+          // only a refusing breaker has a wait to tell (snapshot() formats dates: not per request)
+          breakerRetryInMs: allows ? 0 : m.breaker.snapshot().retryInMs,
           models: this.implicit ? [model] : this.discovery.get(m.name).models,
           estimatedWaitMs: m.queue.estimateWaitMs(model, priority),
         };
@@ -210,13 +212,12 @@ export class UpstreamPool {
         });
         this.counted(member.name, 'failover');
         this.failovers?.inc({ from: member.name, to: next.member.name });
-        this.counts.get(member.name)!.failedOver++;
         ({ index, member, ticket } = next);
       }
     }
   }
 
-  /** `open`, then release the slot when `use` is done with the value (non-streamed answers). */
+  /** `open` for answers that are whole once `call` resolves: the slot is released at once. */
   async run<T>(admission: PoolAdmission, signal: AbortSignal, hooks: OpenHooks, call: OpenFn<T>): Promise<{ value: T; upstream: string }> {
     const opened = await this.open(admission, signal, hooks, call);
     opened.slot.release();
@@ -238,14 +239,16 @@ export class UpstreamPool {
   }
 
   private counted(upstream: string, outcome: 'ok' | 'failover' | 'error'): void {
-    if (outcome === 'ok') this.counts.get(upstream)!.served++;
+    const counts = this.counts.get(upstream)!;
+    if (outcome === 'ok') counts.served++;
+    if (outcome === 'failover') counts.failedOver++;
     this.requests?.inc({ upstream, outcome });
   }
 
   /** The upstreams known to serve this model, up or not. */
   servedBy(model: string): PoolMember[] {
-    const wanted = sameModelName(model);
-    return this.members.filter((m) => [...(this.discovery.get(m.name).models ?? [])].some((x) => sameModelName(x) === wanted));
+    const wanted = normalizeModelName(model);
+    return this.members.filter((m) => [...(this.discovery.get(m.name).models ?? [])].some((x) => normalizeModelName(x) === wanted));
   }
 
   /** The upstreams that serve this model and whose breaker lets a request through (for /ready). */
@@ -269,7 +272,7 @@ export class UpstreamPool {
         url: publicUrl(m.config.url),
         priority: m.config.priority,
         maxConcurrent: m.config.maxConcurrent,
-        state: breaker.state === 'open' || d.error !== null ? 'down' : known || (this.implicit && breaker.successes > 0) ? 'up' : d.error ? 'down' : 'unknown',
+        state: breaker.state === 'open' || d.error !== null ? 'down' : known || (this.implicit && breaker.successes > 0) ? 'up' : 'unknown',
         breaker,
         models: d.models ? [...d.models].sort() : null,
         modelsFrom: this.implicit ? 'catalog' : m.config.models ? 'config' : 'discovery',

@@ -14,6 +14,7 @@
  * (404 MODEL_NOT_FOUND when no upstream has the model, else 503 OLLAMA_UNAVAILABLE + Retry-After).
  */
 import { AppError, ModelNotFoundError, OllamaUnavailableError } from '../errors';
+import { normalizeModelName } from './model-catalog';
 
 export interface RouteUpstream {
   name: string;
@@ -40,15 +41,9 @@ export interface RouteDecision {
   excluded: Array<{ name: string; reason: ExclusionReason }>;
 }
 
-/** Same rule as the model catalog's normalizeModelName: a name without a tag means `:latest`. */
-export function sameModelName(name: string): string {
-  const lastSegment = name.slice(name.lastIndexOf('/') + 1);
-  return lastSegment.includes(':') ? name : `${name}:latest`;
-}
-
 function hasModel(models: ReadonlySet<string> | readonly string[], model: string): boolean {
-  const wanted = sameModelName(model);
-  for (const m of models) if (m === model || sameModelName(m) === wanted) return true;
+  const wanted = normalizeModelName(model);
+  for (const m of models) if (m === model || normalizeModelName(m) === wanted) return true;
   return false;
 }
 

@@ -380,6 +380,16 @@ describe('the upstream pool: failover before the first byte', () => {
     ['/v1/chat', { messages: hello, stream: true }],
   ];
 
+  /** Every combination of `combos`, one after the other: 200 from b ("reply from b"), one generation each at b. */
+  async function expectEachServedOnceByB(p: PoolApp, b: FakeOllama): Promise<void> {
+    for (const [i, [path, body]] of combos.entries()) {
+      const r = await call(p.base, path, body);
+      expect([path, r.status, r.headers.get('x-upstream')]).toEqual([path, 200, 'b']);
+      expect(generatedText(r)).toBe('reply from b');
+      expect(generations(b, LLAMA)).toBe(i + 1);
+    }
+  }
+
   test('Given a refuses connections from the start, when generate and chat ask (whole and streamed) for a model both list, then b serves each exactly once', async () => {
     const b = await fakeOllama([LLAMA], 'reply from b');
     const p = await startPool([
@@ -387,12 +397,7 @@ describe('the upstream pool: failover before the first byte', () => {
       { name: 'b', url: b.url, kind: 'ollama', priority: 2 },
     ]);
     try {
-      for (const [i, [path, body]] of combos.entries()) {
-        const r = await call(p.base, path, body);
-        expect([path, r.status, r.headers.get('x-upstream')]).toEqual([path, 200, 'b']);
-        expect(generatedText(r)).toBe('reply from b');
-        expect(generations(b, LLAMA)).toBe(i + 1);
-      }
+      await expectEachServedOnceByB(p, b);
     } finally {
       await p.close();
       await b.close();
@@ -410,12 +415,7 @@ describe('the upstream pool: failover before the first byte', () => {
       const first = await call(p.base, '/v1/generate', { prompt: 'a is up' });
       expect(first.headers.get('x-upstream')).toBe('a');
       await a.close();
-      for (const [i, [path, body]] of combos.entries()) {
-        const r = await call(p.base, path, body);
-        expect([path, r.status, r.headers.get('x-upstream')]).toEqual([path, 200, 'b']);
-        expect(generatedText(r)).toBe('reply from b');
-        expect(generations(b, LLAMA)).toBe(i + 1);
-      }
+      await expectEachServedOnceByB(p, b);
       expect(generations(a)).toBe(1); // only the one before it stopped
       // Three refusals open a's breaker (BREAKER.failureThreshold); the fourth request skips a.
       expect(upstreamStatus(p.services, 'a')).toMatchObject({ failedOver: 3, breaker: { state: 'open' } });
