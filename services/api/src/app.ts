@@ -63,11 +63,11 @@ export function createApp({ config, logger, services: s }: AppDeps): Express {
   app.use(['/v1', '/admin', '/ollama', '/openai/v1'], rememberMount);
   // The generation routes first: every request walks the routers mounted before its own.
   app.use('/v1', generationRoutes(s.generation, s.jobs, s.cache, s.metrics));
-  app.use('/v1', inferenceRoutes(s.structured, s.embeddings, s.jobs, s.cache, s.metrics));
+  app.use('/v1', inferenceRoutes(s.structured, s.embeddings, s.generation, s.jobs, s.cache, s.metrics));
   app.use('/v1', modelRoutes(s.catalog, config.models));
   app.use(metricsRoutes(s.metrics, config));
   app.use('/v1', jobRoutes(s.jobs, config.auth));
-  app.use('/v1', waldusRoutes(s.waldus, s.jobs));
+  app.use('/v1', waldusRoutes(s.waldus, s.generation, s.jobs));
   app.use('/admin', requireAdmin(config.auth), adminRoutes(s.containers, s.models, s.pool));
   app.use('/admin', requireAdmin(config.auth), dashboardRoutes(s));
   app.use('/ollama', ollamaNativeRoutes(s.passthrough, config.auth, s.pool));

@@ -7,8 +7,8 @@
  * long as the headers are not out yet), and both into the access line.
  */
 import type { RequestHandler, Response } from 'express';
-import { priorityFor, type Priority } from '../config/upstreams';
-import { ValidationError } from '../errors';
+import { priorityFor, type Priority, type UpstreamKind } from '../config/upstreams';
+import { type AppError, ValidationError } from '../errors';
 import type { RunOptions } from '../services/generation.service';
 import { userOf } from './auth';
 
@@ -50,5 +50,40 @@ export function runOptions(res: Response, extra: { onRunning?: () => void; onSta
         extra.onStart?.();
       },
     },
+  };
+}
+
+/** What a request will queue for, as read from its body before validation. */
+export interface QueueTarget {
+  model: string | undefined;
+  kind: 'chat' | 'embed' | 'vision';
+  kinds?: readonly UpstreamKind[];
+}
+
+/** Who can tell, synchronously, that a request would be refused for a full queue (GenerationService, PassthroughService). */
+export interface EarlyRefusal {
+  refusal(model: string | undefined, kind: QueueTarget['kind'], priority: Priority, kinds?: readonly UpstreamKind[]): AppError | undefined;
+}
+
+/** The body's `model` as a route would take it: absent or empty = the default; any other non-string = unreadable. */
+export function rawModel(body: Record<string, unknown>): string | undefined | null {
+  const m = body.model;
+  if (m === undefined || m === null || m === '') return undefined;
+  return typeof m === 'string' ? m : null;
+}
+
+/**
+ * Admission before work: a request whose lane is full for its model is refused (503 QUEUE_FULL +
+ * Retry-After) as soon as its JSON is parsed, before validation, the model check, the cache and
+ * routing; under overload a refusal then costs little more than /health (make bench, section 5).
+ * The route's own admit() still decides for everything else, and refuses the same way if the queue
+ * filled up in between. `target` reads the unvalidated body: undefined (a body it cannot read, a
+ * request the cache may answer) skips the check, and validation answers as usual.
+ */
+export function refuseWhenFull(source: EarlyRefusal, target: (body: Record<string, unknown>) => QueueTarget | undefined): RequestHandler {
+  return (req, res, next) => {
+    const body: unknown = req.body;
+    const t = body !== null && typeof body === 'object' && !Array.isArray(body) ? target(body as Record<string, unknown>) : undefined;
+    next(t ? source.refusal(t.model, t.kind, laneOf(res), t.kinds) : undefined);
   };
 }

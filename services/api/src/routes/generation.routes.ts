@@ -3,7 +3,7 @@ import { Router, type Request, type Response } from 'express';
 import Joi from 'joi';
 import type { OllamaMessage } from '../clients/ollama.types';
 import { collect, type Admission, type ChatInput, type GenerateInput, type GenerationService, type GenRequest } from '../services/generation.service';
-import { laneOf, runOptions } from '../middleware/lanes';
+import { laneOf, rawModel, refuseWhenFull, runOptions, type QueueTarget } from '../middleware/lanes';
 import { clientGone } from '../middleware/request-context';
 import { validate } from '../middleware/validate';
 import type { JobStore } from '../services/job-store';
@@ -37,6 +37,20 @@ const chatBody = Joi.object({
   stream: Joi.boolean().default(false),
   async: asyncFlag,
 }).required();
+
+const hasImages = (v: unknown): boolean => Array.isArray(v) && v.length > 0;
+
+/**
+ * What a generate/chat body queues for, for the early refusal. A deterministic request (temperature
+ * 0 and a seed) may be answered from the cache without a queue place: it is not refused early.
+ */
+function queueTarget(b: Record<string, unknown>, images: boolean): QueueTarget | undefined {
+  const model = rawModel(b);
+  const o = b.options as { temperature?: unknown; seed?: unknown } | null | undefined;
+  if (model === null || (o && o.temperature !== undefined && Number(o.temperature) === 0 && o.seed !== undefined)) return undefined;
+  return { model, kind: images ? 'vision' : 'chat' };
+}
+const chatImages = (messages: unknown): boolean => Array.isArray(messages) && messages.some((m) => hasImages((m as { images?: unknown } | null)?.images));
 
 /** The bodies as validated (joi applied defaults). */
 interface GenerateBody extends GenerateInput {
@@ -121,24 +135,34 @@ export function generationRoutes(generation: GenerationService, jobs: JobStore, 
     );
   }
 
-  router.post('/generate', validate({ body: generateBody }), async (req, res) => {
-    const b = req.body as GenerateBody;
-    const images = b.images?.map(stripDataUrl);
-    await serve(
-      req,
-      res,
-      { kind: 'generate', input: { prompt: b.prompt, system: b.system || undefined, images, options: b.options, format: b.format } },
-      b.model,
-      Boolean(images?.length),
-    );
-  });
+  router.post(
+    '/generate',
+    refuseWhenFull(generation, (b) => queueTarget(b, hasImages(b.images))),
+    validate({ body: generateBody }),
+    async (req, res) => {
+      const b = req.body as GenerateBody;
+      const images = b.images?.map(stripDataUrl);
+      await serve(
+        req,
+        res,
+        { kind: 'generate', input: { prompt: b.prompt, system: b.system || undefined, images, options: b.options, format: b.format } },
+        b.model,
+        Boolean(images?.length),
+      );
+    },
+  );
 
-  router.post('/chat', validate({ body: chatBody }), async (req, res) => {
-    const b = req.body as ChatBody;
-    const messages: OllamaMessage[] = b.messages.map((m) => (m.images ? { ...m, images: m.images.map(stripDataUrl) } : m));
-    const hasImages = messages.some((m) => m.images?.length);
-    await serve(req, res, { kind: 'chat', input: { messages, options: b.options, format: b.format, tools: b.tools } }, b.model, hasImages);
-  });
+  router.post(
+    '/chat',
+    refuseWhenFull(generation, (b) => queueTarget(b, chatImages(b.messages))),
+    validate({ body: chatBody }),
+    async (req, res) => {
+      const b = req.body as ChatBody;
+      const messages: OllamaMessage[] = b.messages.map((m) => (m.images ? { ...m, images: m.images.map(stripDataUrl) } : m));
+      const hasImages = messages.some((m) => m.images?.length);
+      await serve(req, res, { kind: 'chat', input: { messages, options: b.options, format: b.format, tools: b.tools } }, b.model, hasImages);
+    },
+  );
 
   return router;
 }

@@ -2,7 +2,7 @@
 import { Router } from 'express';
 import Joi from 'joi';
 import { clientGone } from '../middleware/request-context';
-import { runOptions } from '../middleware/lanes';
+import { rawModel, refuseWhenFull, runOptions, type EarlyRefusal } from '../middleware/lanes';
 import { validate } from '../middleware/validate';
 import type { EmbeddingService } from '../services/embedding.service';
 import type { JobStore } from '../services/job-store';
@@ -30,10 +30,22 @@ const embeddingsBody = Joi.object({
   model: modelName,
 }).required();
 
-export function inferenceRoutes(structured: StructuredService, embeddings: EmbeddingService, jobs: JobStore, cache: ResponseCache, metrics?: Metrics): Router {
+export function inferenceRoutes(
+  structured: StructuredService,
+  embeddings: EmbeddingService,
+  early: EarlyRefusal,
+  jobs: JobStore,
+  cache: ResponseCache,
+  metrics?: Metrics,
+): Router {
   const router = Router();
+  // Embeddings are not refused early: the cache may answer them without a queue place.
+  const structuredFull = refuseWhenFull(early, (b) => {
+    const model = rawModel(b);
+    return model === null ? undefined : { model, kind: 'chat' };
+  });
 
-  router.post('/structured', validate({ body: structuredBody }), async (req, res) => {
+  router.post('/structured', structuredFull, validate({ body: structuredBody }), async (req, res) => {
     await respond(req, res, jobs, 'structured', async (signal, onRunning) => {
       const produce = await structured.prepare(req.body as StructuredInput, signal, runOptions(res, { onRunning }));
       return async () => {

@@ -13,10 +13,10 @@
  * - pull, push, create, copy, delete and blobs are for ADMIN_USERS only;
  * - nothing from the caller's headers reaches Ollama (no Origin → no CORS 403, no credentials).
  */
-import { Router, type Request, type Response } from 'express';
+import { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { Config } from '../config';
 import { isAdmin, requireAdmin } from '../middleware/auth';
-import { laneOf, runOptions } from '../middleware/lanes';
+import { laneOf, rawModel, refuseWhenFull, runOptions } from '../middleware/lanes';
 import { clientGone } from '../middleware/request-context';
 import { ollamaErrorBody, surfaceError } from '../middleware/surface-errors';
 import { validate } from '../middleware/validate';
@@ -104,11 +104,17 @@ export function ollamaNativeRoutes(svc: PassthroughService, auth: Config['auth']
     );
   }
 
-  const checked = validate({ body: inferenceBody }, passthrough);
-  router.post('/api/generate', checked, (req, res) => infer(req, res, 'generate'));
-  router.post('/api/chat', checked, (req, res) => infer(req, res, 'chat'));
-  router.post('/api/embed', checked, (req, res) => infer(req, res, 'embed'));
-  router.post('/api/embeddings', checked, (req, res) => infer(req, res, 'embeddings'));
+  const validated = validate({ body: inferenceBody }, passthrough);
+  /** Refused early (503 QUEUE_FULL) when the queue of its model on the ollama upstreams is full. */
+  const full = (kind: NativeInference): RequestHandler =>
+    refuseWhenFull(svc, (b) => {
+      const model = rawModel(b);
+      return model === null ? undefined : { model, kind: nativeLane(kind, b), kinds: ['ollama'] as const };
+    });
+  router.post('/api/generate', full('generate'), validated, (req, res) => infer(req, res, 'generate'));
+  router.post('/api/chat', full('chat'), validated, (req, res) => infer(req, res, 'chat'));
+  router.post('/api/embed', full('embed'), validated, (req, res) => infer(req, res, 'embed'));
+  router.post('/api/embeddings', full('embeddings'), validated, (req, res) => infer(req, res, 'embeddings'));
 
   // --- model management: admin only -------------------------------------------------------------
 

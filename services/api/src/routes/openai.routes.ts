@@ -19,8 +19,8 @@
  * Ollama's /v1 takes no runner options: its context size is OLLAMA_CONTEXT_LENGTH, which the
  * compose file sets to NUM_CTX so both surfaces share one loaded runner.
  */
-import { Router, type Request, type Response } from 'express';
-import { laneOf, runOptions } from '../middleware/lanes';
+import { Router, type Request, type RequestHandler, type Response } from 'express';
+import { laneOf, rawModel, refuseWhenFull, runOptions } from '../middleware/lanes';
 import { clientGone } from '../middleware/request-context';
 import { openaiErrorBody, surfaceError } from '../middleware/surface-errors';
 import { joinWildcard, validate } from '../middleware/validate';
@@ -86,10 +86,16 @@ export function openaiRoutes(svc: PassthroughService): Router {
     );
   }
 
-  const checked = validate({ body: inferenceBody }, passthrough);
-  router.post('/chat/completions', checked, (req, res) => infer(req, res, 'chat/completions'));
-  router.post('/completions', checked, (req, res) => infer(req, res, 'completions'));
-  router.post('/embeddings', checked, (req, res) => infer(req, res, 'embeddings'));
+  const validated = validate({ body: inferenceBody }, passthrough);
+  /** Refused early (503 QUEUE_FULL) when the queue of its model is full. */
+  const full = (kind: OpenaiInference): RequestHandler =>
+    refuseWhenFull(svc, (b) => {
+      const model = rawModel(b);
+      return model === null ? undefined : { model, kind: openaiLane(kind, b) };
+    });
+  router.post('/chat/completions', full('chat/completions'), validated, (req, res) => infer(req, res, 'chat/completions'));
+  router.post('/completions', full('completions'), validated, (req, res) => infer(req, res, 'completions'));
+  router.post('/embeddings', full('embeddings'), validated, (req, res) => infer(req, res, 'embeddings'));
 
   return router;
 }

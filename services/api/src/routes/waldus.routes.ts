@@ -1,7 +1,7 @@
 /** Waldus compatibility: POST /v1/complete, /v1/images/describe, /v1/translate (sync or async). */
 import { Router } from 'express';
 import Joi from 'joi';
-import { runOptions } from '../middleware/lanes';
+import { rawModel, refuseWhenFull, runOptions, type EarlyRefusal, type QueueTarget } from '../middleware/lanes';
 import { validate } from '../middleware/validate';
 import type { JobStore } from '../services/job-store';
 import type { CompleteInput, DescribeInput, TranslateInput, WaldusService } from '../services/waldus.service';
@@ -46,20 +46,28 @@ const translateBody = Joi.object({
   async: Joi.boolean().default(false),
 }).required();
 
-export function waldusRoutes(waldus: WaldusService, jobs: JobStore): Router {
+/** Refused early when the queue of the model it would use is full (lanes.ts, refuseWhenFull). */
+function full(early: EarlyRefusal, kind: QueueTarget['kind']) {
+  return refuseWhenFull(early, (b) => {
+    const model = rawModel(b);
+    return model === null ? undefined : { model, kind };
+  });
+}
+
+export function waldusRoutes(waldus: WaldusService, early: EarlyRefusal, jobs: JobStore): Router {
   const router = Router();
 
-  router.post('/complete', validate({ body: completeBody }), async (req, res) => {
+  router.post('/complete', full(early, 'chat'), validate({ body: completeBody }), async (req, res) => {
     await respond(req, res, jobs, 'complete', (signal, onRunning) => waldus.prepareComplete(req.body as CompleteInput, signal, runOptions(res, { onRunning })));
   });
 
-  router.post('/images/describe', validate({ body: describeBody }), async (req, res) => {
+  router.post('/images/describe', full(early, 'vision'), validate({ body: describeBody }), async (req, res) => {
     const b = req.body as DescribeInput;
     const body = { ...b, image_base64: b.image_base64 ? stripDataUrl(b.image_base64) : undefined };
     await respond(req, res, jobs, 'describe', (signal, onRunning) => waldus.prepareDescribe(body, signal, runOptions(res, { onRunning })));
   });
 
-  router.post('/translate', validate({ body: translateBody }), async (req, res) => {
+  router.post('/translate', full(early, 'chat'), validate({ body: translateBody }), async (req, res) => {
     await respond(req, res, jobs, 'translate', (signal, onRunning) =>
       waldus.prepareTranslate(req.body as TranslateInput, signal, runOptions(res, { onRunning })),
     );

@@ -4,7 +4,7 @@
  * the events are streamed or collected.
  */
 import type { Config } from '../config';
-import { UpstreamError } from '../errors';
+import { type AppError, UpstreamError } from '../errors';
 import type { OllamaChatChunk, OllamaGenerateChunk, OllamaMessage, OllamaMetrics, StreamCallOptions } from '../clients/ollama.types';
 import type { ModelCatalog } from './model-catalog';
 import type { OllamaState } from './ollama-state';
@@ -149,6 +149,14 @@ export class GenerationService {
     // pool: routing knows who has what, and says 404 or 503 itself.
     if (this.deps.pool.implicit) await this.deps.catalog.ensureInstalled(model);
     return this.deps.pool.admit(model, priority, signal, kinds);
+  }
+
+  /**
+   * The early answer to an overload: the QUEUE_FULL that `admit` would give this request now, or
+   * undefined. Synchronous and queues nothing, so a route can ask before validating a body.
+   */
+  refusal(requestedModel: string | undefined, kind: 'chat' | 'embed' | 'vision', priority: Priority, kinds?: readonly UpstreamKind[]): AppError | undefined {
+    return this.deps.pool.refusal(this.deps.catalog.resolve(requestedModel, kind), priority, kinds);
   }
 
   /**

@@ -68,15 +68,10 @@ export class LaneQueue {
       return { position: 0, priority, slot: Promise.resolve(this.makeSlot(model, q, { priority, rank, enqueuedAt: at }, priority)) };
     }
     const lane = q.waiting[rank];
-    if (lane.length >= this.opts.maxQueue) {
+    const full = this.fullError(model, q, rank, priority);
+    if (full) {
       q.counters[priority].refused++;
-      // Normal traffic keeps the message callers already match on; the other lanes name theirs.
-      const which = priority === 'normal' ? 'queue' : `${priority}-priority queue`;
-      throw new QueueFullError(
-        `The ${which} for '${model}' is full (${q.active} running, ${lane.length} waiting${priority === 'normal' ? '' : ' in this lane'})`,
-        this.estimateWaitS(model, this.aheadOf(q, rank) + 1),
-        { details: { model, priority, running: q.active, queued: lane.length } },
-      );
+      throw full;
     }
     const enqueuedAt = this.now();
     const position = this.aheadOf(q, rank) + 1;
@@ -111,6 +106,19 @@ export class LaneQueue {
     // A ticket whose slot nobody awaits (caller already failed) must not raise unhandled rejections.
     slot.catch(() => undefined);
     return { position, priority, slot };
+  }
+
+  /**
+   * What `admit` would refuse with now (QUEUE_FULL for the request's lane), counted as a refusal,
+   * or undefined (nothing queued): the early check that answers an overload before a body is
+   * validated.
+   */
+  refusal(model: string, priority: Priority = 'normal'): QueueFullError | undefined {
+    const q = this.queues.get(model);
+    const rank = rankOf(priority);
+    const full = q && rank >= 0 ? this.fullError(model, q, rank, priority) : undefined;
+    if (full) q!.counters[priority].refused++;
+    return full;
   }
 
   /** Convenience: admit and wait. */
@@ -200,6 +208,19 @@ export class LaneQueue {
       this.queues.set(model, q);
     }
     return q;
+  }
+
+  /** QUEUE_FULL when lane `rank` holds maxQueue waiters (and so no slot is free); else undefined. */
+  private fullError(model: string, q: ModelQueue, rank: number, priority: Priority): QueueFullError | undefined {
+    const lane = q.waiting[rank];
+    if (lane.length < this.opts.maxQueue || (q.active < this.opts.maxConcurrent && this.waitingTotal(q) === 0)) return undefined;
+    // Normal traffic keeps the message callers already match on; the other lanes name theirs.
+    const which = priority === 'normal' ? 'queue' : `${priority}-priority queue`;
+    return new QueueFullError(
+      `The ${which} for '${model}' is full (${q.active} running, ${lane.length} waiting${priority === 'normal' ? '' : ' in this lane'})`,
+      this.estimateWaitS(model, this.aheadOf(q, rank) + 1),
+      { details: { model, priority, running: q.active, queued: lane.length } },
+    );
   }
 
   private waitingTotal(q: ModelQueue): number {

@@ -9,7 +9,7 @@ import { finished } from 'node:stream';
 import type { Config } from '../config';
 import type { OllamaClient, ProxyRequest, ProxyResponse } from '../clients/ollama.types';
 import { AppError, ModelNotFoundError, QueueFullError, UpstreamError } from '../errors';
-import type { Priority } from '../config/upstreams';
+import type { Priority, UpstreamKind } from '../config/upstreams';
 import type { Admission, GenerationService, RunHooks } from './generation.service';
 import type { PoolMember, UpstreamPool } from './upstream-pool';
 import type { Metrics } from './metrics';
@@ -141,6 +141,11 @@ export class PassthroughService {
         { hint: 'Use /v1 or /openai/v1 for this model.', details: { model, upstreams: elsewhere.map((m) => ({ name: m.name, kind: m.kind })) } },
       );
     }
+  }
+
+  /** The early QUEUE_FULL (lanes.ts, refuseWhenFull); `kinds` ['ollama'] for the native surface. */
+  refusal(requestedModel: string | undefined, kind: 'chat' | 'embed' | 'vision', priority: Priority, kinds?: readonly UpstreamKind[]): AppError | undefined {
+    return this.deps.generation.refusal(requestedModel, kind, priority, kinds);
   }
 
   /** Alias → model name, for calls that do not queue (show). */

@@ -167,6 +167,17 @@ export class UpstreamPool {
   }
 
   /**
+   * The QUEUE_FULL that `admit` would throw now (counted by the queue), or undefined: admit decides
+   * everything else (an unknown model, nobody up). Synchronous, from what routing knows now.
+   */
+  refusal(model: string, priority: Priority, kinds?: readonly UpstreamKind[]): AppError | undefined {
+    if (this.implicit) return this.members[0].queue.refusal(model, priority);
+    const decision = routeUpstreams(this.view(model, priority, kinds), model, { spillAfterMs: this.opts.config.spillAfterMs });
+    const first = decision.candidates.length ? this.byName.get(decision.candidates[0]) : undefined;
+    return first?.queue.refusal(model, priority);
+  }
+
+  /**
    * Waits for the slot and calls `open` on the upstream; on a failure before the first byte that
    * `failsOver`, the next candidate (its own queue and slot). Resolves once `open` resolved: the
    * caller releases `slot` when the answer is over.

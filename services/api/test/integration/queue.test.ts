@@ -44,6 +44,49 @@ describe('the GPU queue in front of Ollama', () => {
     await h.fake.waitFor(() => h.fake.stats.active === 0);
   });
 
+  test('When the queue is full, then a request is refused before its body is validated, on every surface, and Ollama never sees it', async () => {
+    h.fake.setBehaviour('llama3.1:8b', { kind: 'hang' });
+    const ctrl = new AbortController();
+    const running = post(base, '/v1/generate', { prompt: 'running' }, ctrl.signal).catch(() => undefined);
+    await h.fake.waitFor(() => h.fake.stats.active === 1);
+    const queued = post(base, '/v1/generate', { prompt: 'queued' }, ctrl.signal).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+    const seen = h.fake.requests.length;
+    const refusedBefore = h.services.pool.members[0].queue.stats()[0].lanes.normal.refused;
+    // Bodies that validation would refuse with 400: the full queue answers first (503, Retry-After).
+    const early: Array<[string, unknown]> = [
+      ['/v1/generate', { prompt: 42 }],
+      ['/v1/chat', { messages: 'not a list' }],
+      ['/v1/structured', { prompt: 'x' }],
+      ['/v1/complete', { user: '' }],
+      ['/v1/translate', { text: 'x' }],
+      ['/ollama/api/generate', { model: 'llama3.1:8b', prompt: 'x', options: 'bad' }],
+      ['/openai/v1/chat/completions', { model: 'llama3.1:8b', messages: 7 }],
+    ];
+    for (const [path, body] of early) {
+      const res = await request(h.app)
+        .post(path)
+        .send(body as object);
+      expect({ path, status: res.status }).toEqual({ path, status: 503 });
+      expect(Number(res.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      // Ollama's shape is {"error": "<message>"}; ours and OpenAI's carry the code
+      if (path.startsWith('/ollama')) expect(res.body.error).toMatch(/queue for 'llama3.1:8b' is full/);
+      else expect(res.body.error.code).toBe('QUEUE_FULL');
+    }
+    // Not refused early: another model's queue has room, and a deterministic request may be a
+    // cache hit; both are validated as usual.
+    await request(h.app).post('/v1/generate').send({ model: 'mistral:7b', prompt: 42 }).expect(400);
+    await request(h.app)
+      .post('/v1/generate')
+      .send({ prompt: 42, options: { temperature: 0, seed: 1 } })
+      .expect(400);
+    expect(h.fake.requests.length).toBe(seen);
+    expect(h.services.pool.members[0].queue.stats()[0].lanes.normal.refused).toBe(refusedBefore + early.length);
+    ctrl.abort();
+    await Promise.all([running, queued]);
+    await h.fake.waitFor(() => h.fake.stats.active === 0);
+  });
+
   test('When a streaming caller disconnects, then the upstream generation is aborted and the slot freed', async () => {
     h.fake.setDefaultReply(Array.from({ length: 200 }, (_, i) => `w${i}`).join(' '));
     const abortedBefore = h.fake.stats.aborted;

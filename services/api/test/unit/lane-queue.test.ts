@@ -111,6 +111,30 @@ describe('LaneQueue', () => {
     expect(order).toEqual(['high', 'low1', 'low2']);
   });
 
+  test('When asked before admission, then refusal() names the full lane exactly as admit() would, counts it, and queues nothing', async () => {
+    const q = new LaneQueue({ ...opts, maxQueue: 1 });
+    expect(q.refusal('m')).toBeUndefined(); // nothing known about 'm' yet: a slot is free
+    const held = await q.acquire('m');
+    expect(q.refusal('m')).toBeUndefined(); // running, nobody waiting: one more may wait
+    const waiting = q.acquire('m');
+    const early = q.refusal('m');
+    expect(early).toBeInstanceOf(QueueFullError);
+    let late: unknown;
+    try {
+      q.admit('m');
+    } catch (e) {
+      late = e;
+    }
+    expect(early!.message).toBe((late as Error).message);
+    expect(early!.details).toEqual((late as QueueFullError).details);
+    expect(q.refusal('m', 'high')).toBeUndefined(); // another lane has room
+    expect(q.refusal('other')).toBeUndefined(); // another model has its own queue
+    expect(q.stats()[0]).toMatchObject({ active: 1, queued: 1 });
+    expect(q.stats()[0].lanes.normal.refused).toBe(2);
+    await serveAll(held, [waiting], ['w']);
+    expect(q.refusal('m')).toBeUndefined();
+  });
+
   test('When requests wait, then the estimate is the queue ahead × recent service time, lane-aware', async () => {
     let now = 0;
     const q = new LaneQueue({ ...opts, maxConcurrent: 2 }, () => now);
