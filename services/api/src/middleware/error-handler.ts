@@ -1,7 +1,8 @@
 /**
  * The one error handler. AppErrors go out as `{"error":{"code","message","hint"?,"requestId",...}}`
  * with their status (and Retry-After); body-parser failures become 400/413; anything unknown is
- * logged with its stack and answered 500 INTERNAL without it. An NDJSON stream that already
+ * logged with its stack and answered 500 INTERNAL without it. A known 5xx gets no line of its own:
+ * its access line says it (level warn, errorCode), so a flood of refusals is formatted once each. An NDJSON stream that already
  * started gets a final error line instead; any other started response is ended.
  */
 import type { NextFunction, Request, Response } from 'express';
@@ -58,8 +59,8 @@ export function notFoundHandler(req: Request, _res: Response, next: NextFunction
 export function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunction): void {
   const appErr = toAppError(err);
   const log = req.log;
-  if (appErr.status >= 500 && appErr.code === 'INTERNAL') log?.error('unhandled error', { err });
-  else if (appErr.status >= 500) log?.warn('request failed', { code: appErr.code, status: appErr.status });
+  // Other 5xx answers are told once, by their access line (level warn, with errorCode).
+  if (appErr.code === 'INTERNAL') log?.error('unhandled error', { err });
   res.locals.log = { ...res.locals.log, errorCode: appErr.code };
 
   if (res.headersSent) {

@@ -51,7 +51,8 @@ export function requestContext(logger: Logger, metrics?: Metrics) {
         if (errorCode) metrics.error(errorCode, res.statusCode, pattern);
         else if (res.statusCode >= 400) metrics.error(`HTTP_${res.statusCode}`, res.statusCode, pattern);
       }
-      req.log.info('request', {
+      // one line per request: warn when the answer is a 5xx (its errorCode says why), else info
+      req.log.log(res.statusCode >= 500 ? 'warn' : 'info', 'request', {
         method: req.method,
         route: routePath ? pattern : req.path,
         status: res.statusCode,
