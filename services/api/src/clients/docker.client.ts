@@ -7,7 +7,7 @@
  * Each call is bounded by an AbortSignal timeout (docker-modem's own `timeout` would surface as a
  * bare "socket hang up"); a restart gets the stop timeout plus a start allowance.
  */
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { AppError, ConfigError, ConflictError, ContainerNotFoundError, DockerUnavailableError } from '../errors';
 import type { ContainerDetails, ContainerQuery, DockerClient } from './docker.types';
 
@@ -166,13 +166,21 @@ function describe(query: ContainerQuery): string {
 export function createDockerClient(opts: DockerClientOptions): DockerClient {
   const target = parseDockerHost(opts.host);
   const endpoint = 'socketPath' in target ? `unix://${target.socketPath}` : `${opts.host.split('://')[0]}://${target.host}:${target.port}`;
-  const docker = new Docker('socketPath' in target ? { socketPath: target.socketPath } : { protocol: target.protocol, host: target.host, port: target.port });
+  // dockerode (ssh2 and gRPC come with it: about 7 MB of the API's idle RSS) is loaded on the first
+  // Docker call; generations never need it.
+  let engine: Promise<Docker> | undefined;
+  const connect = (): Promise<Docker> =>
+    (engine ??= import('dockerode').then(
+      ({ default: Dockerode }) =>
+        new Dockerode('socketPath' in target ? { socketPath: target.socketPath } : { protocol: target.protocol, host: target.host, port: target.port }),
+    ));
   const requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
   const startAllowanceMs = opts.startAllowanceMs ?? 60_000;
 
-  async function call<T>(what: string, timeoutMs: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  async function call<T>(what: string, timeoutMs: number, fn: (docker: Docker, signal: AbortSignal) => Promise<T>): Promise<T> {
     try {
-      return await fn(AbortSignal.timeout(timeoutMs));
+      const signal = AbortSignal.timeout(timeoutMs);
+      return await fn(await connect(), signal);
     } catch (err) {
       throw mapDockerError(err, endpoint, what, timeoutMs);
     }
@@ -184,7 +192,7 @@ export function createDockerClient(opts: DockerClientOptions): DockerClient {
   const ref = (id: string) => names.get(id) ?? id;
 
   async function inspect(id: string, what = `container '${id}'`): Promise<ContainerDetails> {
-    const info = await call(what, requestTimeoutMs, (abortSignal) => docker.getContainer(ref(id)).inspect({ abortSignal }));
+    const info = await call(what, requestTimeoutMs, (docker, abortSignal) => docker.getContainer(ref(id)).inspect({ abortSignal }));
     const details = toDetails(info);
     if (details.name) names.set(details.id, details.name);
     return details;
@@ -194,7 +202,9 @@ export function createDockerClient(opts: DockerClientOptions): DockerClient {
     endpoint,
 
     async ping() {
-      await call('the engine', requestTimeoutMs, (abortSignal) => (docker.ping as (o: { abortSignal: AbortSignal }) => Promise<unknown>)({ abortSignal }));
+      await call('the engine', requestTimeoutMs, (docker, abortSignal) =>
+        (docker.ping as (o: { abortSignal: AbortSignal }) => Promise<unknown>)({ abortSignal }),
+      );
     },
 
     async findContainer(query) {
@@ -202,7 +212,7 @@ export function createDockerClient(opts: DockerClientOptions): DockerClient {
       if (query.nameOrId) return inspect(query.nameOrId, what);
       const label = Object.entries(query.labels ?? {}).map(([k, v]) => `${k}=${v}`);
       if (label.length === 0) throw new ContainerNotFoundError(what, { hint: 'Set OLLAMA_CONTAINER or COMPOSE_PROJECT_NAME.' });
-      const list = await call(what, requestTimeoutMs, (abortSignal) => docker.listContainers({ all: true, filters: { label }, abortSignal }));
+      const list = await call(what, requestTimeoutMs, (docker, abortSignal) => docker.listContainers({ all: true, filters: { label }, abortSignal }));
       if (list.length === 0) throw new ContainerNotFoundError(what);
       // Prefer a running one; several projects answering to the same labels is ambiguous.
       const running = list.filter((c) => c.State === 'running');
@@ -220,7 +230,7 @@ export function createDockerClient(opts: DockerClientOptions): DockerClient {
 
     async restart(id, { stopTimeoutS }) {
       const t = Math.max(0, Math.round(stopTimeoutS));
-      await call(`container '${id}'`, t * 1000 + startAllowanceMs, (abortSignal) => docker.getContainer(ref(id)).restart({ t, abortSignal }));
+      await call(`container '${id}'`, t * 1000 + startAllowanceMs, (docker, abortSignal) => docker.getContainer(ref(id)).restart({ t, abortSignal }));
     },
   };
 }
