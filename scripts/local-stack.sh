@@ -61,7 +61,7 @@ wait_http() { # URL SECONDS PID: until URL answers 200, the process died, or tim
 # the API, as in the container (docker/api/Dockerfile: its memory settings too): all of the caller's
 # API variables, plus these
 MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=131072 \
-  PORT=$API_PORT HOST=127.0.0.1 TRUST_PROXY=1 node --max-semi-space-size=4 "$api_dir/dist/main.js" &
+  PORT=$API_PORT HOST=127.0.0.1 TRUST_PROXY=1 node --max-semi-space-size=4 --heap-growing-percent=20 "$api_dir/dist/main.js" &
 api_pid=$!
 wait_http "http://127.0.0.1:$API_PORT/health" 30 "$api_pid"
 

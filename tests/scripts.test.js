@@ -169,7 +169,12 @@ test('the API runs with the same memory settings in the image and in scripts/loc
     assert.ok(dockerfile.includes(kv), `Dockerfile lacks ${kv}`);
     assert.ok(stack.includes(kv), `local-stack.sh lacks ${kv}`);
   }
-  const flag = /--max-semi-space-size=\d+/;
-  assert.equal(flag.exec(dockerfile)?.[0], flag.exec(stack)?.[0]);
-  assert.match(dockerfile, /CMD \["node", "--max-semi-space-size=\d+", "dist\/main\.js"\]/);
+  // the V8 flags of the command that starts the API, in order, in both
+  const cmd = /CMD \["node", ((?:"--[a-z-]+=\d+", )+)"dist\/main\.js"\]/.exec(dockerfile);
+  assert.ok(cmd, 'the Dockerfile starts node with V8 flags then dist/main.js');
+  const imageFlags = [...cmd[1].matchAll(/"(--[a-z-]+=\d+)"/g)].map((m) => m[1]);
+  assert.deepEqual(imageFlags, ['--max-semi-space-size=4', '--heap-growing-percent=20']);
+  const line = /node ((?:--[a-z-]+=\d+ )+)"\$api_dir\/dist\/main\.js"/.exec(stack);
+  assert.ok(line, 'local-stack.sh starts node with V8 flags then dist/main.js');
+  assert.deepEqual(line[1].trim().split(' '), imageFlags);
 });
