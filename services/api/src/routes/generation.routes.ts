@@ -135,34 +135,26 @@ export function generationRoutes(generation: GenerationService, jobs: JobStore, 
     );
   }
 
-  router.post(
-    '/generate',
-    refuseWhenFull(generation, (b) => queueTarget(b, hasImages(b.images))),
-    validate({ body: generateBody }),
-    async (req, res) => {
-      const b = req.body as GenerateBody;
-      const images = b.images?.map(stripDataUrl);
-      await serve(
-        req,
-        res,
-        { kind: 'generate', input: { prompt: b.prompt, system: b.system || undefined, images, options: b.options, format: b.format } },
-        b.model,
-        Boolean(images?.length),
-      );
-    },
-  );
+  const generateFull = refuseWhenFull(generation, (b) => queueTarget(b, hasImages(b.images)));
+  router.post('/generate', generateFull, validate({ body: generateBody }), async (req, res) => {
+    const b = req.body as GenerateBody;
+    const images = b.images?.map(stripDataUrl);
+    await serve(
+      req,
+      res,
+      { kind: 'generate', input: { prompt: b.prompt, system: b.system || undefined, images, options: b.options, format: b.format } },
+      b.model,
+      Boolean(images?.length),
+    );
+  });
 
-  router.post(
-    '/chat',
-    refuseWhenFull(generation, (b) => queueTarget(b, chatImages(b.messages))),
-    validate({ body: chatBody }),
-    async (req, res) => {
-      const b = req.body as ChatBody;
-      const messages: OllamaMessage[] = b.messages.map((m) => (m.images ? { ...m, images: m.images.map(stripDataUrl) } : m));
-      const hasImages = messages.some((m) => m.images?.length);
-      await serve(req, res, { kind: 'chat', input: { messages, options: b.options, format: b.format, tools: b.tools } }, b.model, hasImages);
-    },
-  );
+  const chatFull = refuseWhenFull(generation, (b) => queueTarget(b, chatImages(b.messages)));
+  router.post('/chat', chatFull, validate({ body: chatBody }), async (req, res) => {
+    const b = req.body as ChatBody;
+    const messages: OllamaMessage[] = b.messages.map((m) => (m.images ? { ...m, images: m.images.map(stripDataUrl) } : m));
+    const hasImages = messages.some((m) => m.images?.length);
+    await serve(req, res, { kind: 'chat', input: { messages, options: b.options, format: b.format, tools: b.tools } }, b.model, hasImages);
+  });
 
   return router;
 }

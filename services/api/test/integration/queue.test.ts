@@ -25,13 +25,23 @@ describe('the GPU queue in front of Ollama', () => {
     expect(Math.max(before, h.fake.stats.maxActive)).toBe(1);
   });
 
-  test('When the queue is full, then the next caller gets 503 QUEUE_FULL at once with an estimated Retry-After', async () => {
+  /** One generation stuck at Ollama, one waiting behind it: the default model's queue is full. */
+  async function fillQueue() {
     h.fake.setBehaviour('llama3.1:8b', { kind: 'hang' });
     const ctrl = new AbortController();
     const running = post(base, '/v1/generate', { prompt: 'running' }, ctrl.signal).catch(() => undefined);
     await h.fake.waitFor(() => h.fake.stats.active === 1);
     const queued = post(base, '/v1/generate', { prompt: 'queued' }, ctrl.signal).catch(() => undefined);
     await new Promise((r) => setTimeout(r, 50));
+    return async () => {
+      ctrl.abort();
+      await Promise.all([running, queued]);
+      await h.fake.waitFor(() => h.fake.stats.active === 0);
+    };
+  }
+
+  test('When the queue is full, then the next caller gets 503 QUEUE_FULL at once with an estimated Retry-After', async () => {
+    const empty = await fillQueue();
     const t0 = Date.now();
     const refused = await request(h.app).post('/v1/generate').send({ prompt: 'refused' }).expect(503);
     expect(Date.now() - t0).toBeLessThan(1000);
@@ -39,18 +49,11 @@ describe('the GPU queue in front of Ollama', () => {
     expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     // An embedding has its own lane: it does not wait behind the stuck generation.
     await request(h.app).post('/v1/embeddings').send({ input: 'still served' }).expect(200);
-    ctrl.abort();
-    await Promise.all([running, queued]);
-    await h.fake.waitFor(() => h.fake.stats.active === 0);
+    await empty();
   });
 
   test('When the queue is full, then a request is refused before its body is validated, on every surface, and Ollama never sees it', async () => {
-    h.fake.setBehaviour('llama3.1:8b', { kind: 'hang' });
-    const ctrl = new AbortController();
-    const running = post(base, '/v1/generate', { prompt: 'running' }, ctrl.signal).catch(() => undefined);
-    await h.fake.waitFor(() => h.fake.stats.active === 1);
-    const queued = post(base, '/v1/generate', { prompt: 'queued' }, ctrl.signal).catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 50));
+    const empty = await fillQueue();
     const seen = h.fake.requests.length;
     const refusedBefore = h.services.pool.members[0].queue.stats()[0].lanes.normal.refused;
     // Bodies that validation would refuse with 400: the full queue answers first (503, Retry-After).
@@ -82,9 +85,7 @@ describe('the GPU queue in front of Ollama', () => {
       .expect(400);
     expect(h.fake.requests.length).toBe(seen);
     expect(h.services.pool.members[0].queue.stats()[0].lanes.normal.refused).toBe(refusedBefore + early.length);
-    ctrl.abort();
-    await Promise.all([running, queued]);
-    await h.fake.waitFor(() => h.fake.stats.active === 0);
+    await empty();
   });
 
   test('When a streaming caller disconnects, then the upstream generation is aborted and the slot freed', async () => {
