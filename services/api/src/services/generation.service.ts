@@ -112,7 +112,7 @@ export class GenerationService {
       const t = member.config.timeouts;
       return modelTimeouts({ ...o, requestTimeoutS: t.requestS, loadAllowanceS: t.loadS }, model, true, signal);
     }
-    const cold = !(await this.deps.catalog.isLoaded(model));
+    const cold = !(await this.deps.catalog.isLoadedBeforeCall(model));
     return modelTimeouts(o, model, cold, signal);
   }
 

@@ -4,7 +4,7 @@
  * and the default, and tells whether a model is loaded (a cold one gets the load allowance).
  */
 import type { Config } from '../config';
-import { ModelNotFoundError } from '../errors';
+import { ModelNotFoundError, OllamaUnavailableError } from '../errors';
 import type { OllamaClient, OllamaRunningModel, OllamaTag } from '../clients/ollama.types';
 import { loadedModel } from './loaded-model';
 
@@ -97,11 +97,30 @@ export class ModelCatalog {
   /** Best effort: unknown (Ollama down for ps) counts as not loaded, which only widens a timeout. */
   async isLoaded(model: string): Promise<boolean> {
     try {
-      const wanted = normalizeModelName(model);
-      return (await this.running()).some((m) => normalizeModelName(m.name) === wanted);
+      return await this.loaded(model);
     } catch {
       return false;
     }
+  }
+
+  /**
+   * Before a call to the local Ollama: is the model loaded (for its timeouts)? As isLoaded, except
+   * that an Ollama that cannot be reached at all is the answer now (503 OLLAMA_UNAVAILABLE): the call
+   * would fail the same way, after the same connect timeout again (a name its DNS does not answer
+   * costs the whole connect timeout: the smoke run saw 4 s for one 503, twice 2 s).
+   */
+  async isLoadedBeforeCall(model: string): Promise<boolean> {
+    try {
+      return await this.loaded(model);
+    } catch (err) {
+      if (err instanceof OllamaUnavailableError) throw err;
+      return false;
+    }
+  }
+
+  private async loaded(model: string): Promise<boolean> {
+    const wanted = normalizeModelName(model);
+    return (await this.running()).some((m) => normalizeModelName(m.name) === wanted);
   }
 
   /** Forget what we know (after a pull, delete, load, unload or restart). */

@@ -5,6 +5,7 @@ import { createApp } from '../../src/app';
 import { createClients, createServices } from '../../src/composition';
 import { createOllamaClient } from '../../src/clients/ollama.client';
 import { loadConfig } from '../../src/config';
+import { OllamaUnavailableError } from '../../src/errors';
 import { createSilentLogger } from '../../src/logger';
 
 describe('local failures, each with its own code, status and hint', () => {
@@ -62,6 +63,35 @@ describe('local failures, each with its own code, status and hint', () => {
       .send({ model: 'llama3.1:8b', stream: true, messages: [{ role: 'user', content: 'hi' }] })
       .expect(503);
     expect(openai.body.error.code).toBe('OLLAMA_UNAVAILABLE');
+  });
+
+  test('When Ollama cannot be reached, then the 503 comes from the first attempt (the loaded-model check), without a second connect for the generation', async () => {
+    // ps is the check that sizes the timeouts; an unreachable Ollama (a name its DNS drops costs the
+    // whole connect timeout) must not be tried a second time for the generation itself.
+    const calls = { ps: 0, generate: 0 };
+    const unreachable = await startHarness({ MODELS_CACHE_TTL_S: '600' }, {}, (c) => ({
+      ...c,
+      ps: async () => {
+        calls.ps++;
+        throw new OllamaUnavailableError('Ollama is not reachable (ECONNECTTIMEOUT)');
+      },
+      generate: (req, opts) => {
+        calls.generate++;
+        return c.generate(req, opts);
+      },
+    }));
+    try {
+      for (const stream of [false, true]) {
+        const res = await request(unreachable.app).post('/v1/generate').send({ prompt: 'hi', stream }).expect(503);
+        expect(res.body.error.code).toBe('OLLAMA_UNAVAILABLE');
+      }
+      expect(calls.ps).toBeGreaterThanOrEqual(2);
+      expect(calls.generate).toBe(0);
+      expect(unreachable.fake.requests.filter((r) => r.path === '/api/generate')).toHaveLength(0);
+      await request(unreachable.app).get('/health').expect(200); // the status checks stay best effort
+    } finally {
+      await unreachable.close();
+    }
   });
 
   test('When the model is not pulled, then 404 MODEL_NOT_FOUND with the pull command, before any generation', async () => {
