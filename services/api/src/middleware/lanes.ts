@@ -87,3 +87,15 @@ export function refuseWhenFull(source: EarlyRefusal, target: (body: Record<strin
     next(t ? source.refusal(t.model, t.kind, laneOf(res), t.kinds) : undefined);
   };
 }
+
+/** refuseWhenFull for a body whose `model` names the model; `kind` fixed, or read from the body. */
+export function refuseWhenModelFull(
+  source: EarlyRefusal,
+  kind: QueueTarget['kind'] | ((body: Record<string, unknown>) => QueueTarget['kind']),
+  kinds?: readonly UpstreamKind[],
+): RequestHandler {
+  return refuseWhenFull(source, (b) => {
+    const model = rawModel(b);
+    return model === null ? undefined : { model, kind: typeof kind === 'function' ? kind(b) : kind, kinds };
+  });
+}

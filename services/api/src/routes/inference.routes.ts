@@ -2,7 +2,7 @@
 import { Router } from 'express';
 import Joi from 'joi';
 import { clientGone } from '../middleware/request-context';
-import { rawModel, refuseWhenFull, runOptions, type EarlyRefusal } from '../middleware/lanes';
+import { refuseWhenModelFull, runOptions, type EarlyRefusal } from '../middleware/lanes';
 import { validate } from '../middleware/validate';
 import type { EmbeddingService } from '../services/embedding.service';
 import type { JobStore } from '../services/job-store';
@@ -40,10 +40,7 @@ export function inferenceRoutes(
 ): Router {
   const router = Router();
   // Embeddings are not refused early: the cache may answer them without a queue place.
-  const structuredFull = refuseWhenFull(early, (b) => {
-    const model = rawModel(b);
-    return model === null ? undefined : { model, kind: 'chat' };
-  });
+  const structuredFull = refuseWhenModelFull(early, 'chat');
 
   router.post('/structured', structuredFull, validate({ body: structuredBody }), async (req, res) => {
     await respond(req, res, jobs, 'structured', async (signal, onRunning) => {

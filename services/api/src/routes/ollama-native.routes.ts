@@ -16,7 +16,7 @@
 import { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { Config } from '../config';
 import { isAdmin, requireAdmin } from '../middleware/auth';
-import { laneOf, rawModel, refuseWhenFull, runOptions } from '../middleware/lanes';
+import { laneOf, refuseWhenModelFull, runOptions } from '../middleware/lanes';
 import { clientGone } from '../middleware/request-context';
 import { ollamaErrorBody, surfaceError } from '../middleware/surface-errors';
 import { validate } from '../middleware/validate';
@@ -106,11 +106,7 @@ export function ollamaNativeRoutes(svc: PassthroughService, auth: Config['auth']
 
   const validated = validate({ body: inferenceBody }, passthrough);
   /** Refused early (503 QUEUE_FULL) when the queue of its model on the ollama upstreams is full. */
-  const full = (kind: NativeInference): RequestHandler =>
-    refuseWhenFull(svc, (b) => {
-      const model = rawModel(b);
-      return model === null ? undefined : { model, kind: nativeLane(kind, b), kinds: ['ollama'] as const };
-    });
+  const full = (kind: NativeInference): RequestHandler => refuseWhenModelFull(svc, (b) => nativeLane(kind, b), ['ollama']);
   router.post('/api/generate', full('generate'), validated, (req, res) => infer(req, res, 'generate'));
   router.post('/api/chat', full('chat'), validated, (req, res) => infer(req, res, 'chat'));
   router.post('/api/embed', full('embed'), validated, (req, res) => infer(req, res, 'embed'));

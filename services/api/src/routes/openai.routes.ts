@@ -20,7 +20,7 @@
  * compose file sets to NUM_CTX so both surfaces share one loaded runner.
  */
 import { Router, type Request, type RequestHandler, type Response } from 'express';
-import { laneOf, rawModel, refuseWhenFull, runOptions } from '../middleware/lanes';
+import { laneOf, refuseWhenModelFull, runOptions } from '../middleware/lanes';
 import { clientGone } from '../middleware/request-context';
 import { openaiErrorBody, surfaceError } from '../middleware/surface-errors';
 import { joinWildcard, validate } from '../middleware/validate';
@@ -88,11 +88,7 @@ export function openaiRoutes(svc: PassthroughService): Router {
 
   const validated = validate({ body: inferenceBody }, passthrough);
   /** Refused early (503 QUEUE_FULL) when the queue of its model is full. */
-  const full = (kind: OpenaiInference): RequestHandler =>
-    refuseWhenFull(svc, (b) => {
-      const model = rawModel(b);
-      return model === null ? undefined : { model, kind: openaiLane(kind, b) };
-    });
+  const full = (kind: OpenaiInference): RequestHandler => refuseWhenModelFull(svc, (b) => openaiLane(kind, b));
   router.post('/chat/completions', full('chat/completions'), validated, (req, res) => infer(req, res, 'chat/completions'));
   router.post('/completions', full('completions'), validated, (req, res) => infer(req, res, 'completions'));
   router.post('/embeddings', full('embeddings'), validated, (req, res) => infer(req, res, 'embeddings'));

@@ -1,7 +1,7 @@
 /** Waldus compatibility: POST /v1/complete, /v1/images/describe, /v1/translate (sync or async). */
 import { Router } from 'express';
 import Joi from 'joi';
-import { rawModel, refuseWhenFull, runOptions, type EarlyRefusal, type QueueTarget } from '../middleware/lanes';
+import { refuseWhenModelFull as full, runOptions, type EarlyRefusal } from '../middleware/lanes';
 import { validate } from '../middleware/validate';
 import type { JobStore } from '../services/job-store';
 import type { CompleteInput, DescribeInput, TranslateInput, WaldusService } from '../services/waldus.service';
@@ -45,14 +45,6 @@ const translateBody = Joi.object({
   model: modelName,
   async: Joi.boolean().default(false),
 }).required();
-
-/** Refused early when the queue of the model it would use is full (lanes.ts, refuseWhenFull). */
-function full(early: EarlyRefusal, kind: QueueTarget['kind']) {
-  return refuseWhenFull(early, (b) => {
-    const model = rawModel(b);
-    return model === null ? undefined : { model, kind };
-  });
-}
 
 export function waldusRoutes(waldus: WaldusService, early: EarlyRefusal, jobs: JobStore): Router {
   const router = Router();
