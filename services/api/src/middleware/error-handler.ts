@@ -2,8 +2,9 @@
  * The one error handler. AppErrors go out as `{"error":{"code","message","hint"?,"requestId",...}}`
  * with their status (and Retry-After); body-parser failures become 400/413; anything unknown is
  * logged with its stack and answered 500 INTERNAL without it. A known 5xx gets no line of its own:
- * its access line says it (level warn, errorCode), so a flood of refusals is formatted once each. An NDJSON stream that already
- * started gets a final error line instead; any other started response is ended.
+ * its access line says it (level warn, errorCode), so a flood of refusals is formatted once each.
+ * An NDJSON stream that already started gets a final error line instead; any other started
+ * response is ended.
  */
 import type { NextFunction, Request, Response } from 'express';
 import { AppError, NotFoundError, PayloadTooLargeError, ValidationError } from '../errors';

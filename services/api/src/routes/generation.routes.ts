@@ -2,7 +2,16 @@
 import { Router, type Request, type Response } from 'express';
 import Joi from 'joi';
 import type { OllamaMessage } from '../clients/ollama.types';
-import { collect, type Admission, type ChatInput, type GenerateInput, type GenerationService, type GenRequest } from '../services/generation.service';
+import {
+  collect,
+  deterministic,
+  type Admission,
+  type ChatInput,
+  type GenerateInput,
+  type GenerationService,
+  type GenRequest,
+} from '../services/generation.service';
+import { nativeLane } from '../services/passthrough.service';
 import { laneOf, rawModel, refuseWhenFull, runOptions, type QueueTarget } from '../middleware/lanes';
 import { clientGone } from '../middleware/request-context';
 import { validate } from '../middleware/validate';
@@ -38,19 +47,16 @@ const chatBody = Joi.object({
   async: asyncFlag,
 }).required();
 
-const hasImages = (v: unknown): boolean => Array.isArray(v) && v.length > 0;
-
 /**
- * What a generate/chat body queues for, for the early refusal. A deterministic request (temperature
- * 0 and a seed) may be answered from the cache without a queue place: it is not refused early.
+ * What a generate/chat body queues for, for the early refusal (its images as on Ollama's own
+ * surface: `images`, or `messages[].images`). A deterministic request may be answered from the
+ * cache without a queue place: it is not refused early.
  */
-function queueTarget(b: Record<string, unknown>, images: boolean): QueueTarget | undefined {
+function queueTarget(b: Record<string, unknown>, kind: 'generate' | 'chat'): QueueTarget | undefined {
   const model = rawModel(b);
-  const o = b.options as { temperature?: unknown; seed?: unknown } | null | undefined;
-  if (model === null || (o && o.temperature !== undefined && Number(o.temperature) === 0 && o.seed !== undefined)) return undefined;
-  return { model, kind: images ? 'vision' : 'chat' };
+  if (model === null || deterministic(b.options as Parameters<typeof deterministic>[0])) return undefined;
+  return { model, kind: nativeLane(kind, b) };
 }
-const chatImages = (messages: unknown): boolean => Array.isArray(messages) && messages.some((m) => hasImages((m as { images?: unknown } | null)?.images));
 
 /** The bodies as validated (joi applied defaults). */
 interface GenerateBody extends GenerateInput {
@@ -135,7 +141,7 @@ export function generationRoutes(generation: GenerationService, jobs: JobStore, 
     );
   }
 
-  const generateFull = refuseWhenFull(generation, (b) => queueTarget(b, hasImages(b.images)));
+  const generateFull = refuseWhenFull(generation, (b) => queueTarget(b, 'generate'));
   router.post('/generate', generateFull, validate({ body: generateBody }), async (req, res) => {
     const b = req.body as GenerateBody;
     const images = b.images?.map(stripDataUrl);
@@ -148,7 +154,7 @@ export function generationRoutes(generation: GenerationService, jobs: JobStore, 
     );
   });
 
-  const chatFull = refuseWhenFull(generation, (b) => queueTarget(b, chatImages(b.messages)));
+  const chatFull = refuseWhenFull(generation, (b) => queueTarget(b, 'chat'));
   router.post('/chat', chatFull, validate({ body: chatBody }), async (req, res) => {
     const b = req.body as ChatBody;
     const messages: OllamaMessage[] = b.messages.map((m) => (m.images ? { ...m, images: m.images.map(stripDataUrl) } : m));

@@ -92,6 +92,14 @@ export interface GenerationDeps {
   onActivity?: () => void;
 }
 
+/**
+ * Temperature 0 and a seed: the same request gets the same answer, so it may be cached. Reads
+ * validated options and raw ones alike (the early refusal looks before validation).
+ */
+export function deterministic(options: { temperature?: unknown; seed?: unknown } | null | undefined): boolean {
+  return !!options && options.temperature !== undefined && Number(options.temperature) === 0 && options.seed !== undefined;
+}
+
 export class GenerationService {
   constructor(private readonly deps: GenerationDeps) {}
 
@@ -121,9 +129,7 @@ export class GenerationService {
    * generations (temperature 0 and a seed) give the same answer to the same request.
    */
   cacheParts(requestedModel: string | undefined, kind: 'chat' | 'vision', req: GenRequest): unknown {
-    const options = req.input.options ?? {};
-    const deterministic = options.temperature === 0 && options.seed !== undefined;
-    return deterministic ? { model: this.resolveModel(requestedModel, kind), request: req } : undefined;
+    return deterministic(req.input.options) ? { model: this.resolveModel(requestedModel, kind), request: req } : undefined;
   }
 
   /** The model a request will use (alias and defaults applied), without any check. */

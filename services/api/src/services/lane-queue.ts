@@ -116,8 +116,9 @@ export class LaneQueue {
   refusal(model: string, priority: Priority = 'normal'): QueueFullError | undefined {
     const q = this.queues.get(model);
     const rank = rankOf(priority);
-    const full = q && rank >= 0 ? this.fullError(model, q, rank, priority) : undefined;
-    if (full) q!.counters[priority].refused++;
+    if (!q || rank < 0) return undefined; // nothing queued for it: a slot is free
+    const full = this.fullError(model, q, rank, priority);
+    if (full) q.counters[priority].refused++;
     return full;
   }
 
